@@ -1,0 +1,32 @@
+# Two commands for a new user: `make demo` and `make test`. Both set themselves up.
+SHELL := /bin/bash
+VENV = $(shell bash tools/setup_env.sh)
+PY = $(VENV)/bin/python
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE = 1
+export TRANSFORMERS_OFFLINE = 1
+DEMO_OUT ?= demo-out
+
+.PHONY: env demo demo-quick test test-fast bench clean-demo
+
+env:
+	@echo "environment: $(VENV)"
+
+demo:
+	$(PY) -m bah.cli demo --out $(DEMO_OUT)
+
+demo-quick:
+	$(PY) -m bah.cli demo --quick --out $(DEMO_OUT)-quick
+
+test:
+	$(PY) -m pytest tests
+
+test-fast:
+	$(PY) -m pytest tests -m "not slow"
+
+bench:
+	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean-demo:
+	rm -rf $(DEMO_OUT) $(DEMO_OUT)-quick

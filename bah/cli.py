@@ -1,0 +1,100 @@
+"""The ``bah`` command: one subcommand per stage.
+
+Each stage module exposes ``add_arguments(parser)`` and ``run(args) -> int``; it is imported
+only when its subcommand runs, so ``bah --help`` is fast and one stage's heavy imports never
+slow another. Every subcommand takes ``--data-root``, ``--out``, ``--config`` and ``--set``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import List, Optional
+
+from bah.config import ConfigError, load_config, parse_set
+
+# name -> (module, one-line help). The module owns its flags and its work.
+COMMANDS = {
+    "synth": ("bah.synth", "write a synthetic dataset in the BAH release layout"),
+    "manifest": ("bah.manifest", "build the per-video manifest of a dataset (PyAV facts)"),
+    "faces": ("bah.faces.stage", "detect, align and pack faces into one array per video"),
+    "pack-faces": ("bah.faces.packing", "pack an existing folder of face crops into arrays"),
+    "features": ("bah.features.stage", "extract audio / text / visual features per frame"),
+    "labels": ("bah.labels", "write per-frame A/H labels from the annotation YAML"),
+    "index": ("bah.index", "gather the shards into dataset_info.pkl and a JSON index"),
+    "train": ("bah.train_cli", "train a model (the flags of the original main.py)"),
+    "evaluate": ("bah.train_cli", "evaluate a saved run on a split"),
+    "predict": ("bah.predict", "per-frame A/H timeline for a new video"),
+    "report": ("bah.report", "write the Markdown + PNG report of a run"),
+    "run-config": ("bah.pipeline", "run the whole pipeline for one paper configuration"),
+    "demo": ("bah.pipeline", "synthetic dataset -> features -> train -> evaluate -> report"),
+    "zeroshot": ("bah.zeroshot.cli", "zero-shot A/H prediction with (multimodal) language models"),
+    "personalize": ("bah.personalization.cli", "per-participant domain adaptation of a trained run"),
+    "personalize-report": ("bah.personalization.cli", "Table-24-style report of personalisation runs"),
+}
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("common")
+    g.add_argument("--data-root", default=None, help="the dataset release folder (Videos/, split/, ...); env BAH_DATA_ROOT")
+    g.add_argument("--out", default=None, help="folder for every output of the pipeline; env BAH_OUT (default ./bah-out)")
+    g.add_argument("--config", default=None, metavar="FILE.yaml", help="YAML configuration (command line wins over it)")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting, e.g. faces.size=128")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def config_from_args(args: argparse.Namespace, sections=(), overrides=None):
+    """The one place a subcommand turns its parsed flags into the read-only Config."""
+    ov = {"data_root": getattr(args, "data_root", None), "out": getattr(args, "out", None)}
+    ov.update(overrides or {})
+    ov.update(parse_set(getattr(args, "set", [])))
+    return load_config(getattr(args, "config", None), ov, sections=sections)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bah", description="Ambivalence/hesitancy recognition in videos (BAH).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = build_parser()
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        top.print_help()
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nbah: unknown command {argv[0]!r}", file=sys.stderr)
+            return 2
+        return 0
+    name, rest = argv[0], argv[1:]
+    module_name, help_text = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("bah"):
+            print(f"bah {name}: not available in this version ({exc})", file=sys.stderr)
+            return 2
+        raise
+    parser = argparse.ArgumentParser(prog=f"bah {name}", description=help_text)
+    add_common_arguments(parser)
+    adder = getattr(module, f"add_{name.replace('-', '_')}_arguments", None) or module.add_arguments
+    runner = getattr(module, f"run_{name.replace('-', '_')}", None) or module.run
+    adder(parser)
+    args = parser.parse_args(rest)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(runner(args) or 0)
+    except ConfigError as exc:
+        print(f"bah {name}: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

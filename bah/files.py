@@ -1,0 +1,126 @@
+"""Atomic writes and small on-disk records shared by every stage.
+
+Every output goes to a temporary file in the destination folder and is renamed into
+place, so an interrupted run never leaves a half-written file that a rerun would trust.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Union
+
+import numpy as np
+import yaml
+
+PathLike = Union[str, os.PathLike]
+
+
+@contextlib.contextmanager
+def atomic_path(dest: PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; rename it onto ``dest`` on success.
+
+    On any exception (including a full disk) the temporary file is removed and
+    ``dest`` is left as it was.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=(suffix or "") + ".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_bytes(dest: PathLike, data: bytes) -> None:
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_text(dest: PathLike, text: str) -> None:
+    write_bytes(dest, text.encode("utf-8"))
+
+
+def write_json(dest: PathLike, obj: Any, indent: int = 2) -> None:
+    write_text(dest, json.dumps(obj, indent=indent, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def write_jsonl(dest: PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
+    buf = io.StringIO()
+    for row in rows:
+        buf.write(json.dumps(row, ensure_ascii=False, default=_json_default))
+        buf.write("\n")
+    write_text(dest, buf.getvalue())
+
+
+def read_jsonl(path: PathLike) -> list:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{lineno}: invalid JSON line ({exc})") from None
+    return rows
+
+
+def write_yaml(dest: PathLike, obj: Any) -> None:
+    write_text(dest, yaml.safe_dump(_plain(obj), sort_keys=False, allow_unicode=True))
+
+
+def save_npy(dest: PathLike, array: np.ndarray, check_finite: bool = True) -> None:
+    """Save one array atomically; refuse NaN/inf so bad features never reach training."""
+    array = np.asarray(array)
+    if check_finite and array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise ValueError(f"{dest}: refusing to write {bad} non-finite values")
+    with atomic_path(dest, suffix=".npy") as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def config_hash(obj: Any) -> str:
+    """Stable short hash of a JSON-able object (used as the key of status records and caches)."""
+    blob = json.dumps(_plain(obj), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        import dataclasses
+
+        return _plain(dataclasses.asdict(obj))
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

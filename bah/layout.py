@@ -1,0 +1,43 @@
+"""Where every stage reads and writes, relative to the output folder ``--out``.
+
+The per-video layout is the original trainer's: ``<out>/features/compacted_48/<video id>/``
+holding ``video.npy``, ``vggish.npy``, ``bert.npy``, ``EXPR_continuous_label.npy``, ...,
+and ``<out>/dataset_info.pkl``. A video id is the split-file id
+(``Videos/<pid>/Visite_1/<file>.mp4``), so the folder is nested exactly as the original's.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+PathLike = Union[str, Path]
+
+DATA_FOLDER = "compacted_48"
+MANIFEST = "manifest.jsonl"
+DATASET_INFO = "dataset_info.pkl"
+INDEX_JSON = "dataset_index.json"
+
+
+def features_root(out: PathLike) -> Path:
+    return Path(out) / "features" / DATA_FOLDER
+
+
+def video_dir(out: PathLike, video_id: str) -> Path:
+    """Folder of one video's arrays. Rejects ids that would escape the output folder."""
+    parts = Path(video_id).parts
+    if not parts or Path(video_id).is_absolute() or ".." in parts:
+        raise ValueError(f"unsafe video id {video_id!r}")
+    return features_root(out) / video_id
+
+
+def manifest_path(out: PathLike) -> Path:
+    return Path(out) / MANIFEST
+
+
+def dataset_info_path(out: PathLike) -> Path:
+    return Path(out) / DATASET_INFO
+
+
+def stage_dir(out: PathLike, stage: str) -> Path:
+    """Bookkeeping of one stage (status records, failure lists, resolved config, logs)."""
+    return Path(out) / "stages" / stage

@@ -1,0 +1,202 @@
+"""Decoding videos and their audio with PyAV, shared by every stage.
+
+The decoded frame count (not the container's metadata, which webcam recordings often get
+wrong) is the frame count N every stage uses. Frames are streamed, never held all at once.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class MediaError(RuntimeError):
+    """A video that cannot be used; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    n_frames: int  # frames actually decoded
+    avg_fps: float
+    real_fps: float  # the stream's guessed (real) base rate
+    duration: float  # seconds, from the decoded timestamps when available
+    width: int  # after rotation
+    height: int
+    rotation: int  # degrees the frames are turned to display upright (0/90/180/270)
+    vfr: bool
+    has_audio: bool
+    audio_rate: Optional[int]
+    audio_duration: Optional[float]
+    codec: str
+    container_frames: int  # what the container claims (0 when unknown)
+    decode_errors: int = 0
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def _open(path: os.PathLike):
+    import av
+
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: empty file (0 bytes)")
+    try:
+        return av.open(str(path))
+    except Exception as exc:  # PyAV raises several error classes for unreadable input
+        raise MediaError(f"{path}: cannot open as a media file ({type(exc).__name__}: {exc})") from None
+
+
+def _rate(value) -> float:
+    try:
+        return float(value) if value else 0.0
+    except (TypeError, ZeroDivisionError):
+        return 0.0
+
+
+def _rotation(stream, first_frame=None) -> int:
+    rot = None
+    if first_frame is not None:
+        rot = getattr(first_frame, "rotation", None)
+    if not rot:
+        meta = stream.metadata.get("rotate") if stream.metadata else None
+        if meta:
+            try:
+                rot = -int(float(meta))  # legacy tag is clockwise; display-matrix rotation is counter-clockwise
+            except ValueError:
+                rot = 0
+    return int(round((rot or 0) / 90.0)) * 90 % 360
+
+
+def _upright(img: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn a decoded frame so it displays upright (rotation counter-clockwise in degrees)."""
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(img, k=k)) if k else img
+
+
+def probe(path: os.PathLike, count_frames: bool = True) -> MediaInfo:
+    """Facts about one video file. Decodes every frame when ``count_frames`` (the reliable count)."""
+    path = Path(path)
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise MediaError(f"{path}: no video stream")
+        vs = container.streams.video[0]
+        vs.thread_type = "AUTO"
+        avg_fps = _rate(vs.average_rate)
+        real_fps = _rate(vs.guessed_rate) or _rate(vs.base_rate) or avg_fps
+        container_frames = int(vs.frames or 0)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        audio_rate = int(audio.rate) if audio is not None and audio.rate else None
+        audio_duration = None
+        if audio is not None and audio.duration is not None and audio.time_base is not None:
+            audio_duration = float(audio.duration * audio.time_base)
+        n, errors, rotation = 0, 0, 0
+        width, height = int(vs.codec_context.width or 0), int(vs.codec_context.height or 0)
+        pts = []
+        if count_frames:
+            try:
+                for frame in container.decode(vs):
+                    if n == 0:
+                        rotation = _rotation(vs, frame)
+                        width, height = frame.width, frame.height
+                    if frame.pts is not None:
+                        pts.append(frame.pts)
+                    n += 1
+            except Exception as exc:  # a truncated file: keep what decoded, record the error
+                errors += 1
+                log.warning("%s: decoding stopped after %d frames (%s)", path, n, exc)
+            if n == 0:
+                raise MediaError(f"{path}: no decodable video frame")
+        else:
+            rotation = _rotation(vs)
+            n = container_frames
+        if rotation in (90, 270):
+            width, height = height, width
+        tb = float(vs.time_base) if vs.time_base else 0.0
+        duration = 0.0
+        vfr = False
+        if len(pts) >= 2 and tb > 0:
+            p = np.sort(np.asarray(pts, dtype=np.float64)) * tb
+            d = np.diff(p)
+            step = np.median(d) if len(d) else 0.0
+            duration = float(p[-1] - p[0] + (step if step > 0 else 0.0))
+            vfr = bool(step > 0 and np.max(np.abs(d - step)) > 0.5 * step)
+            if duration > 0:
+                avg_fps = n / duration
+        elif vs.duration is not None and tb > 0:
+            duration = float(vs.duration * tb)
+        elif container.duration:
+            duration = container.duration / 1e6
+        if real_fps and avg_fps and not vfr and abs(real_fps - avg_fps) / real_fps > 0.05:
+            vfr = True
+        return MediaInfo(
+            n_frames=n, avg_fps=float(avg_fps), real_fps=float(real_fps), duration=duration,
+            width=int(width), height=int(height), rotation=rotation, vfr=vfr,
+            has_audio=audio is not None, audio_rate=audio_rate, audio_duration=audio_duration,
+            codec=vs.codec_context.name, container_frames=container_frames, decode_errors=errors,
+        )
+    finally:
+        container.close()
+
+
+def iter_frames(path: os.PathLike, rotate: bool = True) -> Iterator[np.ndarray]:
+    """Stream the frames of a video as upright RGB uint8 arrays (H, W, 3)."""
+    path = Path(path)
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise MediaError(f"{path}: no video stream")
+        vs = container.streams.video[0]
+        vs.thread_type = "AUTO"
+        rotation = None
+        for frame in container.decode(vs):
+            if rotation is None:
+                rotation = _rotation(vs, frame) if rotate else 0
+            yield _upright(frame.to_ndarray(format="rgb24"), rotation)
+    finally:
+        container.close()
+
+
+def read_audio(path: os.PathLike, sample_rate: int = 16000) -> Optional[np.ndarray]:
+    """The first audio track as float32 mono at ``sample_rate``; None when the file has none."""
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    try:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks = []
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as exc:
+            log.warning("%s: audio decoding stopped early (%s)", path, exc)
+        if not chunks:
+            return np.zeros(0, dtype=np.float32)
+        return np.clip(np.concatenate(chunks).astype(np.float32, copy=False), -1.0, 1.0)
+    finally:
+        container.close()
+
+
+def fps_of(info: MediaInfo) -> float:
+    """The frame rate used to map time to frame index (average over decoded timestamps)."""
+    fps = info.avg_fps or info.real_fps
+    if not fps or not math.isfinite(fps):
+        raise MediaError("unknown frame rate")
+    return fps

@@ -1,0 +1,130 @@
+"""Flag parsing of the trainer (every flag of the original main.py, spec §2.2)."""
+import argparse
+
+import pytest
+
+from bah.options import COMPAT_LR, Options, OptionsError, get_args_parser, parse_options
+
+BASE = ["--dataset_path", "/tmp/data", "--output_root", "/tmp/runs"]
+
+# one valid, non-default value per original flag (spec §2.2 + §2.4)
+ORIGINAL_FLAGS = {
+    "mode": ("EVALUATION", "EVALUATION"), "dataset_name": ("BAH_DB", "BAH_DB"), "dataset_path": ("/x", "/x"),
+    "load_path": ("/w", "/w"), "save_path": ("/s", "/s"), "visual_backbone_path": ("None", None),
+    "exp_id": ("abc", "abc"), "cudaid": ("1", "1"), "seed": ("7", 7), "verbose": ("False", False),
+    "train_p": ("50", 50.0), "valid_p": ("40.5", 40.5), "test_p": ("30", 30.0), "amp": ("True", True),
+    "opt__name_optimizer": ("adam", "ADAM"), "opt__lr": ("0.008", 0.008), "opt__momentum": ("0.8", 0.8),
+    "opt__dampening": ("0.0", 0.0), "opt__nesterov": ("False", False), "opt__weight_decay": ("0.001", 0.001),
+    "opt__beta1": ("0.8", 0.8), "opt__beta2": ("0.99", 0.99), "opt__eps_adam": ("1e-6", 1e-6),
+    "opt__amsgrad": ("True", True), "opt__lr_scheduler": ("False", False),
+    "opt__name_lr_scheduler": ("STEP", "STEP"), "opt__gamma": ("0.9", 0.9), "opt__step_size": ("50", 50),
+    "opt__last_epoch": ("-1", -1), "opt__min_lr": ("1e-6", 1e-6), "opt__t_max": ("50", 50.0),
+    "opt__mode": ("MAX", "MAX"), "opt__factor": ("0.2", 0.2), "opt__patience": ("3", 3),
+    "opt__gradual_release": ("0", 0), "opt__release_count": ("2", 2), "opt__milestone": ("5,10", [5, 10]),
+    "opt__load_best_at_each_epoch": ("True", True), "resume": ("True", True),
+    "modality": ("vggish+bert+EXPR_continuous_label", "vggish+bert+EXPR_continuous_label"),
+    "calc_mean_std": ("False", False), "emotion": ("LATER", "LATER"), "model_name": ("CAN", "can"),
+    "num_folds": ("2", 2), "fold_to_run": ("1", 1), "use_pretrained_w": ("False", False),
+    "pretrained_subpath": ("a/b", "a/b"), "num_heads": ("4", 4), "modal_dim": ("16", 16),
+    "tcn_kernel_size": ("3", 3), "num_epochs": ("60", 60), "min_num_epochs": ("3", 3),
+    "early_stopping": ("7", 7), "window_length": ("696", 696), "hop_length": ("48", 48),
+    "train_batch_size": ("4", 4), "eval_batch_size": ("2", 2), "num_workers": ("12", 12),
+    "time_delay": ("0", 0.0), "metrics": ("rmse", "rmse"), "save_plot": ("False", False),
+    "use_other_class": ("False", False), "train_supervision_type": ("video_global_sup", "video_global_sup"),
+    "target_ds_name": ("BAH_DB", "BAH_DB"), "eval_set": ("val", "val"),
+    "case_best_model": ("FRAMES_VOTE", "FRAMES_VOTE"), "fd_exp": ("/r", "/r"),
+}
+
+
+@pytest.mark.parametrize("flag", sorted(ORIGINAL_FLAGS))
+def test_every_original_flag_parses(flag):
+    text, expected = ORIGINAL_FLAGS[flag]
+    argv = BASE + [f"--{flag}", text]
+    if flag == "mode":
+        argv += ["--fd_exp", "/r"]
+    if flag == "fold_to_run":
+        argv += ["--num_folds", "2"]
+    o = parse_options(argv)
+    assert getattr(o, flag) == expected
+
+
+def test_parser_knows_every_original_flag():
+    dests = {a.dest for a in get_args_parser()._actions}
+    assert set(ORIGINAL_FLAGS) <= dests
+
+
+def test_yaml_defaults_and_precedence(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("window_length: 64\nhop_length: 8\n--opt__lr: 0.01\n")
+    o = parse_options(BASE + ["--config", str(cfg), "--hop_length", "16"])
+    assert (o.window_length, o.hop_length, o.opt__lr) == (64, 16, 0.01)  # CLI > YAML > built-in
+    assert o.train_batch_size == 16  # built-in default
+
+
+def test_yaml_unknown_key_is_rejected(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("no_such_flag: 1\n")
+    with pytest.raises(OptionsError, match="no_such_flag"):
+        parse_options(BASE + ["--config", str(cfg)])
+
+
+def test_effective_lr_compat_vs_default():
+    assert parse_options(BASE + ["--opt__lr", "0.008"]).effective_lr == 0.008
+    o = parse_options(BASE + ["--opt__lr", "0.008", "--compat"])
+    assert o.effective_lr == COMPAT_LR == 1e-3
+    assert o.effective_eval_metric == "AP_POS" and o.score_padded_frames and o.stats_splits == ["train", "val"]
+    assert parse_options(BASE).effective_eval_metric == "AVGF1"
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--modality", "video+vggish"], "--modality"),
+    (["--train_p", "0"], "--train_p"),
+    (["--valid_p", "101"], "--valid_p"),
+    (["--model_name", "XYZ"], "--model_name"),
+    (["--opt__name_optimizer", "RMSPROP"], "--opt__name_optimizer"),
+    (["--opt__name_lr_scheduler", "FOO"], "--opt__name_lr_scheduler"),
+    (["--time_delay", "1"], "--time_delay"),
+    (["--use_other_class", "True"], "--use_other_class"),
+    (["--compat", "--eval_batch_size", "2"], "--eval_batch_size"),
+    (["--opt__milestones", "30,10"], "--opt__milestones"),
+    (["--use_pretrained_w", "True", "--model_name", "CAN"], "--use_pretrained_w"),
+    (["--fold_to_run", "1"], "--fold_to_run"),
+    (["--window_length", "0"], "--window_length"),
+])
+def test_bad_values_fail_naming_the_flag(argv, flag):
+    with pytest.raises(OptionsError, match=flag):
+        parse_options(BASE + argv)
+
+
+def test_bad_choice_and_bool_fail_at_parse_time(capsys):
+    for argv in (["--mode", "PREDICT"], ["--amp", "maybe"], ["--train_supervision_type", "x"]):
+        with pytest.raises(SystemExit):
+            parse_options(BASE + argv)
+        assert argv[0] in capsys.readouterr().err
+
+
+def test_options_are_read_only_and_serialisable():
+    o = parse_options(BASE)
+    assert isinstance(o, Options)
+    with pytest.raises(AttributeError):
+        o.seed = 3
+    assert "effective_lr" in o.to_yaml() and o.feature_modalities == ["video", "vggish", "bert"]
+
+
+def test_dataset_path_from_env(monkeypatch):
+    monkeypatch.setenv("BAH_OUT", "/env/out")
+    assert parse_options(["--output_root", "/tmp/r"]).dataset_path == "/env/out"
+    monkeypatch.delenv("BAH_OUT")
+    with pytest.raises(OptionsError, match="--dataset_path"):
+        parse_options(["--output_root", "/tmp/r"])
+
+
+def test_bah_train_parser_does_not_clash_with_common_flags():
+    from bah.cli import add_common_arguments
+    from bah.train_cli import add_train_arguments
+
+    p = argparse.ArgumentParser()
+    add_common_arguments(p)
+    add_train_arguments(p)  # would raise on a duplicated --config / --verbose
+    ns = p.parse_args(["--window_length", "8", "--config", "x.yaml"])
+    assert ns.window_length == 8 and ns.config == "x.yaml"

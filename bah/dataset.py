@@ -45,31 +45,22 @@ class VideoRecord:
 
 def load_index(dataset_path: Path) -> Dict[str, Dict[str, Any]]:
     """The original's dataset_info.pkl (keys train/val/test)."""
-    try:
-        from bah.index import load_dataset_info  # the pipeline's reader when present
+    from bah.index import load_dataset_info
 
+    try:
         return load_dataset_info(Path(dataset_path))
-    except ImportError:
-        pass
     except (FileNotFoundError, ValueError) as exc:
         raise DataError(str(exc)) from None
-    path = Path(dataset_path) / "dataset_info.pkl"
-    if not path.exists():
-        raise DataError(f"{path}: not found (run `bah index` or pass --dataset_path)")
-    with open(path, "rb") as fh:
-        return pickle.load(fh)
 
 
-def read_split_file(path: Path) -> List[Tuple[str, int]]:
-    out = []
-    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split(",", 2)
-        if len(parts) < 2 or parts[1].strip() not in ("0", "1"):
-            raise DataError(f"{path}:{i}: expected '<video id>,<0|1>[,transcript]', got {line[:80]!r}")
-        out.append((parts[0].strip(), int(parts[1])))
-    return out
+def read_split_file(path: Path) -> List[Tuple[str, Optional[int]]]:
+    """(video id, label or None) per line of a video-level split file (private test sets have no labels)."""
+    from bah.data import read_video_split
+
+    try:
+        return [(e.video_id, e.label) for e in read_video_split(path)]
+    except (OSError, ValueError) as exc:
+        raise DataError(str(exc)) from None
 
 
 def split_records(dataset_path: Path, split: str, split_dir: Optional[Path] = None,

@@ -19,6 +19,10 @@ import yaml
 
 PathLike = Union[str, os.PathLike]
 
+# mkstemp creates 0600 files; outputs should get the permissions any other new file would.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(dest: PathLike, suffix: str = "") -> Iterator[Path]:
@@ -31,6 +35,7 @@ def atomic_path(dest: PathLike, suffix: str = "") -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=(suffix or "") + ".tmp", dir=dest.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)
     tmp_path = Path(tmp)
     try:
         yield tmp_path

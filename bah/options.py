@@ -27,9 +27,24 @@ SUPERVISION = ("video_fr_sup", "video_global_sup")
 EVAL_SETS = ("train", "val", "test")
 AGGREGATIONS = ("FRAMES_VOTE", "FRAMES_AVG_PROBS", "FRAMES_AVG_LOGITS")
 AMP_DTYPES = ("float16", "bfloat16")
-# keys of the dict returned by bah.metrics.frame_metrics usable for model selection
-SELECT_METRICS = {"AVGF1": "avgf1", "MACRO_F1": "avgf1", "W_F1": "wf1", "CL_ACC": "acc", "F1_POS": "f1_pos",
-                  "F1_NEG": "f1_neg", "AP_POS": "ap_legacy", "AP": "ap", "AUC": "auc"}
+# --eval_metric names -> keys of bah.metrics.frame_metrics, derived from the METRICS registry
+# (registry name in upper case and the original's perf key), plus the paper's and the original
+# constant's names for the two headline metrics.
+def _selectable_metrics() -> Dict[str, str]:
+    from bah.metrics import METRICS
+
+    table = {"AVGF1": "avgf1", "AP_POS": "ap_legacy"}
+    for name in METRICS.list():
+        if name == "loss":  # not a frame metric of the evaluation pass
+            continue
+        table[name.upper()] = name
+        key = METRICS.get(name).original_key
+        if key:
+            table[key.upper()] = name
+    return table
+
+
+SELECT_METRICS = _selectable_metrics()
 COMPAT_LR = 1e-3  # torch's default lr, what the original's optimiser factory really used (spec §5.2)
 ORIGINAL_MODELS = ("LFAN", "CAN", "JMT", "MT")
 

@@ -47,7 +47,6 @@ def _save(fig, dest: PathLike) -> Path:
     fig.tight_layout()
     with atomic_path(dest, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be read by others
     return dest
 
 

@@ -25,6 +25,10 @@ from bah.files import atomic_path, write_text, write_yaml
 log = logging.getLogger(__name__)
 
 PASSED = "passed.txt"
+PREPROCESSING = "preprocessing.yaml"
+NORMALISATION = "normalisation.npz"
+# bump when preprocessing.yaml / normalisation.npz, or what predict must redo from them, changes
+PREPROCESSING_FORMAT = 1
 
 
 class RunExistsError(RuntimeError):
@@ -132,6 +136,17 @@ class RunFolder:
         doc.update(dict(extra or {}))
         write_yaml(self.path / f"{prefix}perf-{split}.yml", doc)
 
+    def save_preprocessing(self, dataset_path: Path, modality_dims: Mapping[str, Any],
+                           stats: Mapping[str, Any], compat: bool, stats_splits: Sequence[str] = ()) -> None:
+        """Record the preprocessing of ``dataset_path`` this run trains on (see the module docstring)."""
+        if not self.write:
+            return
+        write_yaml(self.path / PREPROCESSING, preprocessing_record(dataset_path, modality_dims, stats, compat,
+                                                                   stats_splits))
+        with atomic_path(self.path / NORMALISATION, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **{f"{m}.{k}": np.asarray(getattr(s, k)) for m, s in stats.items()
+                            for k in ("mean", "std", "count")})
+
     def mark_passed(self) -> None:
         if self.write:
             write_text(self.path / PASSED, time.strftime("%Y-%m-%d %H:%M:%S\n"))
@@ -169,6 +184,51 @@ class RunFolder:
             except (AttributeError, TypeError, ValueError) as exc:  # e.g. a PR curve without positives
                 log.warning("plot not written (%s)", exc)
         return written
+
+
+def _stage_section(dataset_path: Path, stage: str) -> Optional[Dict[str, Any]]:
+    import yaml
+
+    f = Path(dataset_path) / "stages" / stage / "config.yaml"
+    if not f.is_file():
+        return None
+    doc = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+    return dict(doc.get(stage) or {})
+
+
+def preprocessing_record(dataset_path: Path, modality_dims: Mapping[str, Any], stats: Mapping[str, Any],
+                         compat: bool, stats_splits: Sequence[str] = ()) -> Dict[str, Any]:
+    import json
+
+    from bah import __version__
+
+    dataset_path = Path(dataset_path)
+    extractors: Dict[str, Any] = {}
+    features_version = None
+    # one meta file per block; the blocks share settings, so their extractor facts merge
+    for meta in sorted((dataset_path / "stages" / "features").glob("meta-block*.json")):
+        try:
+            doc = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("preprocessing record: unreadable %s (%s)", meta, exc)
+            continue
+        extractors.update(doc.get("extractors") or {})
+        features_version = doc.get("version", features_version)
+    dims = {m: (None if d is None else ([int(x) for x in d] if isinstance(d, (tuple, list)) else int(d)))
+            for m, d in modality_dims.items()}
+    return {
+        "format_version": PREPROCESSING_FORMAT,
+        "bah_version": __version__,
+        "dataset_path": str(dataset_path),
+        "modalities": list(dims),
+        "modality_dims": dims,
+        "faces": _stage_section(dataset_path, "faces"),
+        "features": _stage_section(dataset_path, "features"),
+        "features_version": features_version,
+        "extractors": extractors,
+        "normalisation": {"file": NORMALISATION if stats else None, "modalities": sorted(stats),
+                          "compat": bool(compat), "splits": list(stats_splits)},
+    }
 
 
 def _as_list(x: Any) -> List[Path]:

@@ -237,6 +237,8 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
                  "modality_dims": {m: d for m, d in dims}, "n_videos": {s: len(d.videos) for s, d in data.items()},
                  "n_train_windows": len(data["train"]), "t0": time.strftime("%Y-%m-%d %H:%M:%S")}
     run.save_config(o.to_dict(), effective)
+    run.save_preprocessing(Path(o.dataset_path), {m: data["train"].dims.get(m) for m in data["train"].modalities},
+                           data["train"].stats, o.compat, o.stats_splits)
     run.save_cmd(list(argv), prog)
     optimizer = create_optimizer(model, **optimizer_kwargs(o))
     scheduler = create_scheduler(optimizer, **scheduler_kwargs(o))

@@ -20,9 +20,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--width", type=int, default=None, help="frame width in pixels, even (default 640)")
     g.add_argument("--height", type=int, default=None, help="frame height in pixels, even (default 480)")
     g.add_argument("--workers", type=int, default=None, help="videos rendered in parallel (default 0: one per CPU core, at most 8)")
+    g.add_argument("--planted-shift", action="store_true",
+                   help="write per-video FEATURE arrays with a per-participant shift instead of videos "
+                        "(personalisation tests; settings: --set shift.KEY=VALUE, docs/personalization.md)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "planted_shift", False):
+        from bah.personalization.shift import run_planted_shift
+
+        return run_planted_shift(args)
     from bah.cli import config_from_args
     from bah.synth.generator import SynthError, generate_from_config
     from bah.synth.speech import SpeechError

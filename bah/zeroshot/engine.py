@@ -181,28 +181,62 @@ def _execute(backend: Backend, jobs: Iterator[Any], cache: ResponseCache, on_don
     """Run jobs (``_Job`` or ready ``Outcome`` for failures) through the cache and the backend."""
     calls = hits = 0
 
-    def finish(job: _Job, answer: Optional[Answer], error: Optional[str], cached: bool) -> None:
-        on_done(job, answer, error, cached)
+    def settled(job: Any) -> bool:
+        """Hand over a ready failure or a cached answer; False when the backend must be called."""
+        nonlocal hits
+        if isinstance(job, Outcome):
+            on_done(job, None, None, False)
+            return True
+        got = cache.get(job.key)
+        if got is None:
+            return False
+        hits += 1
+        on_done(job, got, None, True)
+        return True
+
+    def answered(job: _Job, ans: Answer) -> None:
+        cache.put(job.key, ans, unit=job.unit.key)
+        on_done(job, ans, None, False)
 
     if concurrency <= 1:
         for job in jobs:
-            if isinstance(job, Outcome):
-                on_done(job, None, None, False)
-                continue
-            got = cache.get(job.key)
-            if got is not None:
-                hits += 1
-                finish(job, got, None, True)
+            if settled(job):
                 continue
             calls += 1
             try:
                 ans = backend.predict(job.item)
             except BackendError as exc:
-                finish(job, None, str(exc), False)
+                on_done(job, None, str(exc), False)
                 continue
-            cache.put(job.key, ans, unit=job.unit.key)
-            finish(job, ans, None, False)
+            answered(job, ans)
         return calls, hits
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="zeroshot") as ex:
+        pending: Dict[Future, _Job] = {}
+
+        def drain(block_until: int) -> None:
+            while len(pending) > block_until:
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = pending.pop(fut)
+                    try:
+                        ans = fut.result()
+                    except BackendError as exc:
+                        on_done(job, None, str(exc), False)
+                        continue
+                    except BackendUnavailable:
+                        for other in pending:
+                            other.cancel()
+                        raise
+                    answered(job, ans)
+
+        for job in jobs:
+            if settled(job):
+                continue
+            calls += 1
+            pending[ex.submit(backend.predict, job.item)] = job
+            drain(2 * concurrency - 1)
+        drain(0)
+    return calls, hits
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="zeroshot") as ex:
         pending: Dict[Future, _Job] = {}
 

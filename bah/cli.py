@@ -12,26 +12,26 @@ import logging
 import sys
 from typing import List, Optional
 
-from bah.config import ConfigError, load_config, parse_set
+from bah.core.config import ConfigError
 
 # name -> (module, one-line help). The module owns its flags and its work.
 COMMANDS = {
     "synth": ("bah.synth", "write a synthetic dataset in the BAH release layout"),
-    "manifest": ("bah.manifest", "build the per-video manifest of a dataset (PyAV facts)"),
-    "faces": ("bah.faces.stage", "detect, align and pack faces into one array per video"),
-    "pack-faces": ("bah.faces.packing", "pack an existing folder of face crops into arrays"),
-    "features": ("bah.features.stage", "extract audio / text / visual features per frame"),
-    "labels": ("bah.labels", "write per-frame A/H labels from the annotation YAML"),
-    "index": ("bah.index", "gather the shards into dataset_info.pkl and a JSON index"),
-    "train": ("bah.train_cli", "train a model (the flags of the original main.py)"),
-    "evaluate": ("bah.train_cli", "evaluate a saved run on a split"),
-    "predict": ("bah.predict", "per-frame A/H timeline for a new video"),
-    "report": ("bah.report", "write the Markdown + PNG report of a run"),
-    "run-config": ("bah.pipeline", "run the whole pipeline for one paper configuration"),
-    "demo": ("bah.pipeline", "synthetic dataset -> features -> train -> evaluate -> report"),
-    "zeroshot": ("bah.zeroshot.cli", "zero-shot A/H prediction with (multimodal) language models"),
-    "personalize": ("bah.personalization.cli", "per-participant domain adaptation of a trained run"),
-    "personalize-report": ("bah.personalization.cli", "Table-24-style report of personalisation runs"),
+    "manifest": ("bah.stages.manifest", "build the per-video manifest of a dataset (PyAV facts)"),
+    "faces": ("bah.stages.faces.stage", "detect, align and pack faces into one array per video"),
+    "pack-faces": ("bah.stages.faces.packing", "pack an existing folder of face crops into arrays"),
+    "features": ("bah.stages.features.stage", "extract audio / text / visual features per frame"),
+    "labels": ("bah.stages.labels", "write per-frame A/H labels from the annotation YAML"),
+    "index": ("bah.stages.index", "gather the shards into dataset_info.pkl and a JSON index"),
+    "train": ("bah.train.cli", "train a model (the flags of the original main.py)"),
+    "evaluate": ("bah.train.cli", "evaluate a saved run on a split"),
+    "predict": ("bah.apps.predict", "per-frame A/H timeline for a new video"),
+    "report": ("bah.report.document", "write the Markdown + PNG report of a run"),
+    "run-config": ("bah.apps.pipeline", "run the whole pipeline for one paper configuration"),
+    "demo": ("bah.apps.pipeline", "synthetic dataset -> features -> train -> evaluate -> report"),
+    "zeroshot": ("bah.apps.zeroshot.cli", "zero-shot A/H prediction with (multimodal) language models"),
+    "personalize": ("bah.apps.personalization.cli", "per-participant domain adaptation of a trained run"),
+    "personalize-report": ("bah.apps.personalization.cli", "Table-24-style report of personalisation runs"),
 }
 
 
@@ -42,14 +42,6 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--config", default=None, metavar="FILE.yaml", help="YAML configuration (command line wins over it)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting, e.g. faces.size=128")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-
-
-def config_from_args(args: argparse.Namespace, sections=(), overrides=None):
-    """The one place a subcommand turns its parsed flags into the read-only Config."""
-    ov = {"data_root": getattr(args, "data_root", None), "out": getattr(args, "out", None)}
-    ov.update(overrides or {})
-    ov.update(parse_set(getattr(args, "set", [])))
-    return load_config(getattr(args, "config", None), ov, sections=sections)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -71,7 +71,7 @@ def main() -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
         from test_manifest import write_video  # the same PyAV writer the tests use
 
-        from bah.manifest import build_manifest
+        from bah.stages.manifest import build_manifest
 
         root = tmp / "BAH"
         ids = [f"Videos/9{i:04d}/Visite_1/9{i:04d}_Question_1_2024-01-01_00-00-00_Video.mp4"

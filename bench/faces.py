@@ -30,13 +30,13 @@ def child(video: str, out: str, size: int, detect_every: int) -> None:
     import cv2
 
     cv2.setNumThreads(1)
-    from bah.faces.settings import FaceConfig
-    from bah.faces.stage import VideoJob, run_block
-    from bah.media import probe
+    from bah.stages.faces.settings import FaceConfig
+    from bah.stages.faces.stage import VideoJob, run_block
+    from bah.core.media import probe
 
     n = probe(video).n_frames
     cfg = FaceConfig(size=size, detect_every=detect_every)
-    from bah.faces.aligner import FaceAligner
+    from bah.stages.faces.aligner import FaceAligner
 
     aligner = FaceAligner(cfg)  # model loading (seconds, once per process) is not part of the rate
     aligner.clock = time.process_time  # CPU time: the machine may be shared, wall time would be noise
@@ -63,12 +63,12 @@ def run_child(video: Path, out: Path, size: int, detect_every: int) -> dict:
 def quality(work: Path, size: int, detect_every: int) -> dict:
     """Aligned eye and mouth points: residual to the template, and error against the ground truth.
 
-    The face moves by a known similarity T_k (bah.faces.sample.placement), so a perfect aligner's
+    The face moves by a known similarity T_k (bah.stages.faces.sample.placement), so a perfect aligner's
     A_k o T_k is the same map on every frame; the ground-truth error is how far A_k o T_k sends the
     portrait's eye/mouth points from where the map fitted on the still portrait sends them.
     """
-    from bah.faces.alignment import arcface_template, fit_similarity, five_points, transform_points
-    from bah.faces.sample import placement, write_video
+    from bah.stages.faces.alignment import arcface_template, fit_similarity, five_points, transform_points
+    from bah.stages.faces.sample import placement, write_video
 
     video = work / "still-talkless.mp4"
     if not video.exists():
@@ -105,7 +105,7 @@ def main() -> int:
     ap.add_argument("--detect-every", type=int, default=5)
     ap.add_argument("--work", default=None, help="folder for the generated videos (default: a temporary one)")
     args = ap.parse_args()
-    from bah.faces.sample import write_video
+    from bah.stages.faces.sample import write_video
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bah-bench-faces-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -37,9 +37,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from bah.features import audio as A
-    from bah.features.base import VideoInput
-    from bah.features.stage import FeatureConfig
+    from bah.stages.features import audio as A
+    from bah.stages.features.base import VideoInput
+    from bah.stages.features.settings import FeatureConfig
 
     print(f"torch {torch.__version__}, {a.threads} thread(s), device {a.device}")
     rng = np.random.default_rng(0)
@@ -52,7 +52,7 @@ def main() -> None:
     print(f"logmel extractor (centred means):     {t_mean * per_min:.3f} s per minute of audio")
 
     if "vggish" not in a.skip:
-        from bah.features.vggish import VGGish, VGGishExtractor
+        from bah.stages.features.vggish import VGGish, VGGishExtractor
 
         net = VGGish()
         for compat in (True, False):
@@ -64,7 +64,7 @@ def main() -> None:
                   f"{t * per_min:.2f} s per minute of audio ({n / t:.1f} frames/s)")
 
     if "text" not in a.skip:
-        from bah.features.text import TextEncoder, align_uniform
+        from bah.stages.features.text import TextEncoder, align_uniform
 
         enc = TextEncoder(a.text_model, device=a.device)
         words = "well I am not really sure maybe I could try to exercise more but it is hard".split()
@@ -76,7 +76,7 @@ def main() -> None:
 
     faces = rng.integers(0, 255, (a.faces, 48, 48, 3), dtype=np.uint8)
     if "ir50" not in a.skip:
-        from bah.features.visual import IR50Extractor
+        from bah.stages.features.visual import IR50Extractor
         from bah.models.ir50 import build_ir50
 
         ex = IR50Extractor(FeatureConfig(device=a.device, batch_size=128), model=build_ir50())
@@ -84,7 +84,7 @@ def main() -> None:
         t = _timeit(lambda: ex.embed_faces(faces))
         print(f"ir50 (40x40, batch 128): {a.faces / t:.1f} faces/s")
     if "dlib" not in a.skip:
-        from bah.features.visual import DlibFaceExtractor
+        from bah.stages.features.visual import DlibFaceExtractor
 
         if DlibFaceExtractor.available() is None:
             import tempfile

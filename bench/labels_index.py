@@ -28,11 +28,11 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=640, help="mean frames per video (±25%%)")
     args = ap.parse_args()
 
-    from bah.files import write_jsonl
-    from bah.index import IndexConfig, build_index, write_index
-    from bah.labels import LABEL_FILE, AnnotationSource, LabelConfig, label_videos
-    from bah.layout import manifest_path, video_dir
-    from bah.manifest import VideoRecord
+    from bah.core.files import write_jsonl
+    from bah.stages.index import IndexConfig, build_index, write_index
+    from bah.stages.labels import LABEL_FILE, AnnotationSource, LabelConfig, label_videos
+    from bah.core.layout import manifest_path, video_dir
+    from bah.stages.manifest import VideoRecord
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,4 @@
-"""Benchmark of bah.metrics on one thread: frame_metrics (all metrics, default and compat) on
+"""Benchmark of bah.metrics.frame on one thread: frame_metrics (all metrics, default and compat) on
 10 million frames, video_metrics, and the original's threshold-loop AP / sklearn as baselines.
 
     python bench/metrics.py                       # 10 M frames, baselines on 1 M

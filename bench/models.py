@@ -84,7 +84,7 @@ def main() -> None:
         else:
             print(f"{r['model']:9s} {r['sec_per_face']*1000:.1f} ms/face, {r['faces_per_s_per_core']:.1f} faces/s/core")
     if args.json:
-        from bah.files import write_json
+        from bah.core.files import write_json
         write_json(args.json, {"threads": args.threads, "torch": torch.__version__, "rows": rows})
 
 

@@ -46,9 +46,9 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(a.threads)
-    from bah.config import load_config
-    from bah.personalization import ShiftConfig, generate_planted_shift, run_experiment
-    from bah.personalization.toyrun import train_source_run
+    from bah.core.config import load_config
+    from bah.apps.personalization import ShiftConfig, generate_planted_shift, run_experiment
+    from bah.apps.personalization.toyrun import train_source_run
 
     root = Path(a.root or tempfile.mkdtemp(prefix="bench-personalize-"))
     run = a.source_run

@@ -6,7 +6,7 @@
 Per clip: seconds per step (faces, features, model), frames per CPU-second overall and peak RSS
 of the predicting process; peak RSS must not grow with the clip length (the arrays are memory
 maps in a temporary folder and the model sees ``--chunk-frames`` at a time). The clips come from
-``bah.faces.sample`` (640x480, 25 fps) with a tone as their audio track.
+``bah.stages.faces.sample`` (640x480, 25 fps) with a tone as their audio track.
 """
 import argparse
 import json
@@ -31,7 +31,7 @@ def child(video: str, run: str, out: str, chunk: int) -> None:
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
-    from bah.predict import Predictor
+    from bah.apps.predict import Predictor
 
     pr = Predictor(Path(run), device="cpu", chunk_frames=chunk, progress=False)
     c0, t0 = time.process_time(), time.perf_counter()
@@ -45,7 +45,7 @@ def child(video: str, run: str, out: str, chunk: int) -> None:
 def make_clip(dest: Path, minutes: float) -> Path:
     import av
 
-    from bah.faces.sample import write_video
+    from bah.stages.faces.sample import write_video
 
     if dest.exists():
         return dest
@@ -79,7 +79,7 @@ def tiny_run(work: Path) -> Path:
     """The tests' recipe: 6 synthetic videos -> faces -> logmel+bert(MiniLM)+landmarks -> CAN, one epoch."""
     from bah.cli import main as bah_main
     from bah.synth import generate_dataset
-    from bah.train_cli import main as train_main
+    from bah.train.cli import main as train_main
 
     run = work / "runs" / "BAH_DB" / "fold-0" / "id_bench"
     if (run / "passed.txt").exists():

@@ -55,7 +55,7 @@ def _audio_cue(root: Path, load_truth) -> None:
     """How separable the audio of A/H frames is: voiced share and F0 of voiced frames."""
     import numpy as np
 
-    from bah.media import read_audio
+    from bah.core.media import read_audio
 
     ids = [line.split(",", 1)[0] for s in ("train", "val", "test")
            for line in (root / "split" / f"{s}.txt").read_text(encoding="utf-8").splitlines()]

@@ -14,7 +14,6 @@ Rates are per process; divide by the cores used (torch threads x workers) for pe
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,10 +22,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from bah import engine
-from bah.augmentation import FaceTransform
-from bah.dataset import WindowDataset, collate, split_records, write_synthetic_arrays
-from bah.train_cli import build_model
+from bah.train import engine
+from bah.train.augmentation import FaceTransform
+from bah.train.dataset import WindowDataset, collate, split_records, write_synthetic_arrays
+from bah.models.factory import build_model
 
 
 def time_loader(ds, batch, workers, transform=None, batches=60):

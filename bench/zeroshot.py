@@ -57,11 +57,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from bah.zeroshot.backend import Item
-    from bah.zeroshot.frames import CompatSampler, FixedSampler, VideoFileSource
-    from bah.zeroshot.hf_backend import HFTextBackend, HFVideoBackend
-    from bah.zeroshot.prompt import load_prompts
-    from bah.zeroshot.tiny_model import save_tiny_causal_lm, save_tiny_video_llava
+    from bah.apps.zeroshot.backend import Item
+    from bah.apps.zeroshot.frames import CompatSampler, FixedSampler, VideoFileSource
+    from bah.apps.zeroshot.hf_backend import HFTextBackend, HFVideoBackend
+    from bah.apps.zeroshot.prompt import load_prompts
+    from bah.apps.zeroshot.tiny_model import save_tiny_causal_lm, save_tiny_video_llava
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from bah import cli
-from bah.config import ConfigError, load_config, parse_set, section
-from bah.files import atomic_path, config_hash, read_jsonl, save_npy, write_jsonl
-from bah.registry import Registry
-from bah.shards import block_bounds, resolve_block, take_block
-from bah.status import StageStatus
+from bah.core.config import ConfigError, load_config, parse_set, section
+from bah.core.files import atomic_path, config_hash, read_jsonl, save_npy, write_jsonl
+from bah.core.registry import Registry
+from bah.core.shards import block_bounds, resolve_block, take_block
+from bah.core.status import StageStatus
 
 
 def test_registry_rejects_duplicates_and_lists_names_on_unknown():
@@ -181,7 +181,7 @@ def _make_video(path, n=7, w=64, h=48, fps=25, audio=True, rotation=0):
 
 
 def test_media_probe_frames_rotation_audio(tmp_path):
-    from bah.media import iter_frames, probe, read_audio
+    from bah.core.media import iter_frames, probe, read_audio
 
     v = tmp_path / "82557 Question 5 é.mp4"
     _make_video(v, n=7)
@@ -205,7 +205,7 @@ def test_media_probe_frames_rotation_audio(tmp_path):
 
 
 def test_media_bad_inputs_name_the_file(tmp_path):
-    from bah.media import MediaError, probe
+    from bah.core.media import MediaError, probe
 
     with pytest.raises(MediaError, match="not found"):
         probe(tmp_path / "missing.mp4")

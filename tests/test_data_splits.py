@@ -22,7 +22,7 @@ def test_video_split_commas_spaces_accents_and_missing_labels(tmp_path):
         f"{VID_SPACE},1,Je suis allé à la café, ça va.",
         f"{VID_DESKTOP},,no label here",
         "",
-        f"Videos/1/Visite_1/1_Question_2_2024-01-01_00-00-00_Video.mp4,",
+        "Videos/1/Visite_1/1_Question_2_2024-01-01_00-00-00_Video.mp4,",
     ]) + "\n")
     entries = read_video_split(p)
     assert [e.video_id for e in entries] == [VID_PLAIN, VID_SPACE, VID_DESKTOP,

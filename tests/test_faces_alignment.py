@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bah.faces.alignment import (ARCFACE_112, arcface_template, compat_similarity, fit_similarity,
+from bah.stages.faces.alignment import (ARCFACE_112, arcface_template, compat_similarity, fit_similarity,
                                  five_points, transform_points)
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bah.faces.packing import PackError, find_crop_folders, frame_files, pack_block, pack_folder
-from bah.faces.stage import VideoJob
-from bah.layout import video_dir
+from bah.stages.faces.packing import PackError, find_crop_folders, frame_files, pack_block, pack_folder
+from bah.stages.faces.stage import VideoJob
+from bah.core.layout import video_dir
 
 REPO = Path(__file__).resolve().parents[1]
 

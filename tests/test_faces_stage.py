@@ -12,13 +12,13 @@ import av
 import numpy as np
 import pytest
 
-from bah.faces.sample import set_rotation, write_video
-from bah.faces.settings import FaceConfig
-from bah.faces.stage import VideoJob, run_block
-from bah.layout import video_dir
-from bah.media import probe
-from bah.shards import take_block
-from bah.status import StageStatus
+from bah.stages.faces.sample import set_rotation, write_video
+from bah.stages.faces.settings import FaceConfig
+from bah.stages.faces.stage import VideoJob, run_block
+from bah.core.layout import video_dir
+from bah.core.media import probe
+from bah.core.shards import take_block
+from bah.core.status import StageStatus
 
 W, H, N = 320, 240, 24
 CFG = FaceConfig(size=64, detect_downscale=1.0, detect_every=4)
@@ -58,8 +58,8 @@ def test_aligns_every_frame_and_writes_the_record(videos, tmp_path):
     # alignment quality against the ground truth: the face moves by a known similarity T_k per frame,
     # so (aligner affine A_k) o T_k must be the same map for every frame; compare where it sends
     # the eye, nose and mouth points of the portrait
-    from bah.faces.alignment import five_points, transform_points
-    from bah.faces.sample import placement
+    from bah.stages.faces.alignment import five_points, transform_points
+    from bah.stages.faces.sample import placement
 
     def portrait_to_crop(k):
         A, T = rec["affine"][k], placement(k, W, H, 25.0, 100)
@@ -142,7 +142,7 @@ def test_bad_inputs_fail_alone_and_are_listed(videos, tmp_path):
 
 
 def test_variable_frame_rate(tmp_path):
-    from bah.faces.sample import synthetic_frame
+    from bah.stages.faces.sample import synthetic_frame
 
     path = tmp_path / "vfr.mp4"
     with av.open(str(path), "w") as c:
@@ -166,7 +166,7 @@ def test_variable_frame_rate(tmp_path):
 
 
 def test_full_disk_removes_the_partial_file_and_says_so(videos, tmp_path, monkeypatch):
-    import bah.faces.writer as writer
+    import bah.stages.faces.writer as writer
 
     def full(fd, offset, length):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -199,9 +199,9 @@ def test_blocks_share_one_output_folder_and_resume_skips_done(videos, tmp_path):
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from bah.faces import aligner as A
-    from bah.faces.settings import FaceConfig
-    from bah.faces.stage import VideoJob, run_block
+    from bah.stages.faces import aligner as A
+    from bah.stages.faces.settings import FaceConfig
+    from bah.stages.faces.stage import VideoJob, run_block
     orig = A.FaceAligner.align_video
     def killing(self, frames, n, dest, jpeg_dir=None, on_frame=None):
         seen = [0]
@@ -243,8 +243,8 @@ def test_resume_after_a_killed_run_equals_an_uninterrupted_run(videos, tmp_path)
 
 def test_bah_faces_command_reads_the_manifest_and_the_slurm_block(videos, tmp_path, monkeypatch):
     from bah import cli
-    from bah.files import write_jsonl
-    from bah.manifest import VideoRecord
+    from bah.core.files import write_jsonl
+    from bah.stages.manifest import VideoRecord
 
     rows = []
     for i, (split, key) in enumerate([("train", "plain"), ("val", "odd"), ("val", "late"), ("val", "plain")]):
@@ -267,7 +267,7 @@ def test_bah_faces_command_reads_the_manifest_and_the_slurm_block(videos, tmp_pa
 def test_jpeg_output_packs_back_into_the_same_faces(videos, tmp_path):
     from dataclasses import replace
 
-    from bah.faces.packing import pack_folder
+    from bah.stages.faces.packing import pack_folder
 
     vid = "Videos/9/Visite_1/plain.mp4"
     run_block([_job(vid, videos["plain"])], tmp_path, replace(CFG, jpeg=True), progress=False)
@@ -282,7 +282,7 @@ def test_jpeg_output_packs_back_into_the_same_faces(videos, tmp_path):
 def test_writer_memory_stays_flat_whatever_the_length(tmp_path):
     code = textwrap.dedent("""
         import resource, sys, numpy as np
-        from bah.faces.writer import FaceArrayWriter
+        from bah.stages.faces.writer import FaceArrayWriter
         n = int(sys.argv[2])
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         w = FaceArrayWriter(sys.argv[1], n, 112)

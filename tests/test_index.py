@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bah.config import ConfigError
-from bah.files import write_jsonl
-from bah.index import (
+from bah.core.config import ConfigError
+from bah.core.files import write_jsonl
+from bah.stages.index import (
     IndexConfig,
     IndexValidationError,
     build_index,
@@ -23,10 +23,10 @@ from bah.index import (
     merge_part_infos,
     write_index,
 )
-from bah.labels import LABEL_FILE
-from bah.layout import INDEX_JSON, dataset_info_path, manifest_path, stage_dir, video_dir
-from bah.manifest import VideoRecord
-from bah.status import StageStatus
+from bah.stages.labels import LABEL_FILE
+from bah.core.layout import INDEX_JSON, dataset_info_path, manifest_path, stage_dir, video_dir
+from bah.stages.manifest import VideoRecord
+from bah.core.status import StageStatus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -329,8 +329,8 @@ def test_split_files_list_exactly_the_indexed_videos(tmp_path):
 def test_synthetic_release_end_to_end(synth_root, tmp_path):
     """manifest -> labels (annotation YAML and split-frames agree) -> index on the synthetic release."""
     from bah.data import Release
-    from bah.labels import LABEL_SOURCES, LabelConfig, label_videos
-    from bah.manifest import build_manifest
+    from bah.stages.labels import LABEL_SOURCES, LabelConfig, label_videos
+    from bah.stages.manifest import build_manifest
 
     out = tmp_path / "out"
     recs = build_manifest(synth_root, out)
@@ -397,7 +397,7 @@ def test_warnings_for_missing_modality_and_int_labels(tree):
 
 
 def test_label_origin_recorded(tree):
-    from bah.labels import LABEL_SOURCES, LabelConfig, label_videos
+    from bah.stages.labels import LABEL_SOURCES, LabelConfig, label_videos
 
     out, recs = tree
     cfg = LabelConfig(source="video")

@@ -9,8 +9,8 @@ from typing import Optional
 import numpy as np
 import pytest
 
-from bah.config import ConfigError, load_config
-from bah.labels import (
+from bah.core.config import ConfigError, load_config
+from bah.stages.labels import (
     LABEL_FILE,
     LABEL_SOURCES,
     UNANNOTATED,
@@ -22,7 +22,7 @@ from bah.labels import (
     resample_nearest,
     write_frame_labels,
 )
-from bah.layout import stage_dir, video_dir
+from bah.core.layout import stage_dir, video_dir
 
 V1 = "Videos/111/Visite_1/111_Question_1_2024-01-01_10-00-00_Video.mp4"
 V2 = "Videos/111/Visite_1/111 Question 2 2024-01-01 10-05-00 Video-DESKTOP-NQ55E0P.mp4"
@@ -32,7 +32,7 @@ V4 = "Videos/333/Visite_1/333_Question_4_2024-03-01_09-00-00_Video.mp4"
 
 @dataclass
 class Rec:
-    """The manifest fields the stage reads (bah.manifest.VideoRecord has these and more)."""
+    """The manifest fields the stage reads (bah.stages.manifest.VideoRecord has these and more)."""
 
     video_id: str
     split: str
@@ -122,7 +122,7 @@ def test_no_backup(tree):
 def test_small_mismatch_resampled_with_warning(tree, caplog):
     out, recs, ann, _ = tree
     source, cfg = _source(ann)
-    with caplog.at_level(logging.WARNING, logger="bah.labels"):
+    with caplog.at_level(logging.WARNING, logger="bah.stages.labels"):
         report = label_videos(out, [recs[1]], source, cfg, progress=False)
     assert report.resampled == [V2]
     assert any(V2 in m and "resampled" in m for m in caplog.messages)

@@ -8,9 +8,9 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from bah import manifest as manifest_mod  # noqa: E402
-from bah.layout import manifest_path, stage_dir  # noqa: E402
-from bah.manifest import VideoRecord, build_manifest, load_manifest  # noqa: E402
+from bah.stages import manifest as manifest_mod  # noqa: E402
+from bah.core.layout import manifest_path, stage_dir  # noqa: E402
+from bah.stages.manifest import VideoRecord, build_manifest, load_manifest  # noqa: E402
 
 A = "Videos/82557/Visite_1/82557 Question 5 2024-08-22 14-48-26 Video.mp4"  # 10 frames
 B = "Videos/82557/Visite_1/82557_Question_2_2024-08-22_14-40-00_Video-DESKTOP-NQ55E0P.mp4"  # 7 frames, no audio
@@ -75,7 +75,7 @@ def dataset(tmp_path):
 
 def test_manifest_rows_facts_and_errors(dataset, tmp_path, caplog):
     out = tmp_path / "out"
-    with caplog.at_level(logging.WARNING, logger="bah.manifest"):
+    with caplog.at_level(logging.WARNING, logger="bah.stages.manifest"):
         records = build_manifest(dataset, out)
     by_id = {r.video_id: r for r in records}
     assert [r.video_id for r in records] == [A, B, MISSING, CORRUPT, TRUNCATED]

@@ -1,4 +1,4 @@
-"""bah.metrics: the original's bah_perfs (fixtures), standard AP / ROC-AUC, video and participant levels."""
+"""bah.metrics.frame: the original's bah_perfs (fixtures), standard AP / ROC-AUC, video and participant levels."""
 import math
 
 import numpy as np

@@ -1,12 +1,11 @@
 """Optimisers and every scheduler: closed forms, the reference fixture, state round trips."""
-import math
 
 import numpy as np
 import pytest
 import torch
 
-from bah.optim import OPTIMIZERS, SCHEDULERS, create_optimizer, create_scheduler, optimizer_kwargs, scheduler_kwargs
-from bah.options import parse_options
+from bah.train.optim import OPTIMIZERS, SCHEDULERS, create_optimizer, create_scheduler, optimizer_kwargs, scheduler_kwargs
+from bah.train.options import parse_options
 
 BASE = ["--dataset_path", "/tmp/d", "--output_root", "/tmp/r"]
 

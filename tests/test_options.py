@@ -3,7 +3,7 @@ import argparse
 
 import pytest
 
-from bah.options import COMPAT_LR, Options, OptionsError, get_args_parser, parse_options
+from bah.train.options import COMPAT_LR, Options, OptionsError, get_args_parser, parse_options
 
 BASE = ["--dataset_path", "/tmp/data", "--output_root", "/tmp/runs"]
 
@@ -121,7 +121,7 @@ def test_dataset_path_from_env(monkeypatch):
 
 def test_bah_train_parser_does_not_clash_with_common_flags():
     from bah.cli import add_common_arguments
-    from bah.train_cli import add_train_arguments
+    from bah.train.cli import add_train_arguments
 
     p = argparse.ArgumentParser()
     add_common_arguments(p)

@@ -5,17 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from bah.dataset import WindowDataset, split_records, write_synthetic_arrays
+from bah.train.dataset import WindowDataset, split_records, write_synthetic_arrays
 from bah.models import create_model
-from bah.personalization import ADAPTERS, PAPER10, ProtocolError, create_adapter, plan_targets, select_targets
-from bah.personalization.adapters import AdaptationData, param_group_of
-from bah.personalization.adapters.base import masked_ce
-from bah.personalization.adapters.mmd import mmd2
-from bah.personalization.adapters.nrc import exclusion_mask, neighbours, nrc_weights
-from bah.personalization.adapters.shot import im_loss, shot_pseudo_labels
-from bah.personalization.adapters.subject import acpl_select, tau_schedule
-from bah.personalization.experiment import Unlabelled, predict_videos
-from bah.personalization.protocol import group_by_participant
+from bah.apps.personalization import ADAPTERS, PAPER10, ProtocolError, create_adapter, plan_targets, select_targets
+from bah.apps.personalization.adapters import AdaptationData, param_group_of
+from bah.apps.personalization.adapters.base import masked_ce
+from bah.apps.personalization.adapters.mmd import mmd2
+from bah.apps.personalization.adapters.nrc import exclusion_mask, neighbours, nrc_weights
+from bah.apps.personalization.adapters.shot import im_loss, shot_pseudo_labels
+from bah.apps.personalization.adapters.subject import acpl_select, tau_schedule
+from bah.apps.personalization.experiment import Unlabelled, predict_videos
+from bah.apps.personalization.protocol import group_by_participant
 
 
 # --------------------------------------------------------------------------- MMD
@@ -252,7 +252,7 @@ def test_paper10_matches_the_real_v2_test_split(real_splits_dir):
 
 
 def test_planted_shift_generator(tmp_path):
-    from bah.personalization import ShiftConfig, generate_planted_shift
+    from bah.apps.personalization import ShiftConfig, generate_planted_shift
 
     cfg = ShiftConfig(sources=3, references=1, targets=2, videos_per_subject=3, frames=60, dim=4, segment_max=20)
     res = generate_planted_shift(tmp_path, cfg)
@@ -266,13 +266,13 @@ def test_planted_shift_generator(tmp_path):
 
 
 def test_shipped_yaml_defaults_equal_the_built_in_ones():
-    from bah.config import load_config
+    from bah.core.config import load_config
 
-    path = Path(__import__("bah.personalization", fromlist=["x"]).__file__).parent / "defaults.yaml"
+    path = Path(__import__("bah.apps.personalization", fromlist=["x"]).__file__).parent / "defaults.yaml"
     cfg = load_config(path, sections=["personalize"])["personalize"]
     for name in ADAPTERS.list():
         built = ADAPTERS.get(name).Params()
-        from bah.personalization.settings import method_params
+        from bah.apps.personalization.settings import method_params
 
         assert method_params(cfg, name) == built, name
     over = load_config(path, {"personalize.shot.beta": 0.5}, sections=["personalize"])["personalize"]

@@ -8,10 +8,10 @@ import pytest
 import torch
 import yaml
 
-from bah.config import load_config
-from bah.personalization import ShiftConfig, generate_planted_shift, load_source_run, run_experiment
-from bah.personalization.experiment import predict_videos, target_metrics
-from bah.personalization.toyrun import train_source_run
+from bah.core.config import load_config
+from bah.apps.personalization import ShiftConfig, generate_planted_shift, load_source_run, run_experiment
+from bah.apps.personalization.experiment import predict_videos, target_metrics
+from bah.apps.personalization.toyrun import train_source_run
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def test_shift_is_real_and_every_method_recovers(tmp_path, seed):
     root = _setup(tmp_path, seed)
     run = load_source_run(root / "run", split="val")
     ref = run.options
-    from bah.dataset import WindowDataset
+    from bah.train.dataset import WindowDataset
 
     val = WindowDataset(list(run.records.values()), ref.feature_modalities, ref.window_length, ref.hop_length,
                         train=False, stats=run.stats)

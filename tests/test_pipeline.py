@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from bah import cli
-from bah.config import ConfigError
-from bah.pipeline import (DEMO_CONFIG, MissingWeightsError, ORDER, STEPS, deep_merge, load_pipeline_config,
+from bah.core.config import ConfigError
+from bah.apps.pipeline import (DEMO_CONFIG, MissingWeightsError, ORDER, STEPS, deep_merge, load_pipeline_config,
                           resolve_weights, validate)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -1,4 +1,4 @@
-"""bah.plots: every figure is a real, non-empty PNG written atomically, and bad input is refused."""
+"""bah.metrics.plots: every figure is a real, non-empty PNG written atomically, and bad input is refused."""
 import os
 
 import numpy as np
@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 
 from bah import metrics as M
-from bah import plots as P
-
+from bah.metrics import plots as P
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from bah.cli import main as bah_main
-from bah.predict import PredictError, Predictor, find_segments, load_run, predict_video
-from bah.run import NORMALISATION, PREPROCESSING, PREPROCESSING_FORMAT, preprocessing_record
+from bah.apps.predict import PredictError, Predictor, find_segments, load_run, predict_video
+from bah.train.run_folder import NORMALISATION, PREPROCESSING, PREPROCESSING_FORMAT, preprocessing_record
 
 
 # --------------------------------------------------------------------------- fast: no run needed
@@ -108,9 +108,9 @@ def _write_video(dest, frames, fps, audio=None, rate=16000):
 def trained(tmp_path_factory):
     """synth (6 videos, 3 s, 15 fps) -> manifest -> faces -> logmel+bert(MiniLM)+landmarks -> labels ->
     index -> one epoch of CAN: the run folder, the manifest and a spare folder."""
-    from bah.manifest import load_manifest
+    from bah.stages.manifest import load_manifest
     from bah.synth import generate_dataset
-    from bah.train_cli import main as train_main
+    from bah.train.cli import main as train_main
 
     base = tmp_path_factory.mktemp("predict")
     root, out, runs = base / "data", base / "out", base / "runs"
@@ -160,7 +160,7 @@ def test_training_run_records_its_preprocessing(trained):
 def test_predict_reproduces_the_trainers_test_predictions(trained, predictor, tmp_path):
     """Same preprocessing as training: on the test videos (with their transcripts) predict gives the
     probabilities the trainer's own evaluation stored in prediction-test.pkl."""
-    from bah.metrics import softmax
+    from bah.metrics.frame import softmax
 
     with open(trained["run"] / "prediction-test.pkl", "rb") as fh:
         ref = pickle.load(fh)
@@ -241,7 +241,7 @@ def test_no_face_video_masks_the_visual_modality(predictor, tmp_path):
 
 @pytest.mark.slow
 def test_no_audio_and_no_transcript_give_zeros_and_notes(trained, predictor, tmp_path):
-    from bah.media import iter_frames, probe
+    from bah.core.media import iter_frames, probe
 
     rec = next(iter(trained["manifest"].values()))
     video = _write_video(tmp_path / "mute.mp4", list(iter_frames(rec.path)), 15)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from bah import cli
-from bah.report import ANY_NAME, ReportError, pick_timeline_videos, score_predictions, write_report
+from bah.report.document import ANY_NAME, ReportError, pick_timeline_videos, score_predictions, write_report
 
 
 def _video(n, ah, hit=True, seed=0):

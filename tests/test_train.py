@@ -6,15 +6,16 @@ import pytest
 import torch
 import yaml
 
-from bah import engine
-from bah.augmentation import FaceTransform
-from bah.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from bah.dataset import write_synthetic_arrays
-from bah.early_stopping import EarlyStopping
-from bah.normalization import RunningStats, load_or_compute_stats
-from bah.options import parse_options
-from bah.run import RunExistsError
-from bah.train_cli import main, train
+from bah.train import engine
+from bah.train.augmentation import FaceTransform
+from bah.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from bah.train.dataset import write_synthetic_arrays
+from bah.train.early_stopping import EarlyStopping
+from bah.train.normalization import RunningStats, load_or_compute_stats
+from bah.train.options import parse_options
+from bah.train.run_folder import RunExistsError
+from bah.train.cli import main
+from bah.train.trainer import train
 
 LENGTHS = {"train": [40, 70, 55, 90, 33, 64], "val": [50, 80, 45], "test": [60, 38, 75]}
 DIMS = {"vision": 16, "vggish": 8, "bert": 12}
@@ -212,7 +213,7 @@ def test_amp_one_code_path(arrays, tmp_path, dtype):
 
 
 def test_gradual_release_adds_backbone_groups():
-    from bah.train_cli import release_backbone
+    from bah.train.trainer import release_backbone
 
     class Fake(torch.nn.Module):
         def __init__(self):

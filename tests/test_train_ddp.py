@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bah.dataset import write_synthetic_arrays
+from bah.train.dataset import write_synthetic_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from bah.dataset import LABEL, DataError, WindowDataset, collate, split_records, write_synthetic_arrays
-from bah.windows import item_index, item_rows, stitch, train_items, window_bounds
+from bah.train.dataset import LABEL, DataError, WindowDataset, collate, split_records, write_synthetic_arrays
+from bah.train.windows import item_index, item_rows, stitch, train_items, window_bounds
 
 
 @pytest.fixture(scope="module")

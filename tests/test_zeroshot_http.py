@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from bah.zeroshot.backend import BackendError, BackendUnavailable, Item
-from bah.zeroshot.http_backend import OpenAIBackend, first_token_scores
-from bah.zeroshot.prompt import load_prompts
+from bah.apps.zeroshot.backend import BackendError, BackendUnavailable, Item
+from bah.apps.zeroshot.http_backend import OpenAIBackend, first_token_scores
+from bah.apps.zeroshot.prompt import load_prompts
 
 
 class FakeServer:
@@ -180,7 +180,7 @@ def test_first_token_scores_mapping():
 
 
 def test_video_url_mode_sends_one_decodable_mp4(server, item, tmp_path):
-    from bah.media import probe
+    from bah.core.media import probe
 
     backend(server, video_as="video_url").predict(item)
     parts = server.requests[0]["body"]["messages"][0]["content"]

@@ -1,8 +1,8 @@
 """Prompts (byte-exact compat strings) and answer-parser policies of bah zeroshot."""
 import pytest
 
-from bah.zeroshot.answer import PARSERS, create_parser
-from bah.zeroshot.prompt import PromptError, load_prompts
+from bah.apps.zeroshot.answer import PARSERS, create_parser
+from bah.apps.zeroshot.prompt import PromptError, load_prompts
 
 D1 = ("Ambivalence is the state of having contradictory or conflicting feelings or attitudes towards something "
       "or someone simultaneously.")

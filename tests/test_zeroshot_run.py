@@ -10,13 +10,13 @@ import yaml
 
 from bah.cli import main
 from bah.data import Release, read_transcription
-from bah.zeroshot.answer import create_parser
-from bah.zeroshot.backend import FakeBackend
-from bah.zeroshot.cache import ResponseCache
-from bah.zeroshot.engine import constant_references, run_zeroshot, slice_transcript, window_spans
-from bah.zeroshot.frames import CompatSampler, FixedSampler, SampleError, VideoFileSource
-from bah.zeroshot.prompt import load_prompts
-from bah.zeroshot.settings import ZeroShotConfig
+from bah.apps.zeroshot.answer import create_parser
+from bah.apps.zeroshot.backend import FakeBackend
+from bah.apps.zeroshot.cache import ResponseCache
+from bah.apps.zeroshot.engine import constant_references, run_zeroshot, slice_transcript, window_spans
+from bah.apps.zeroshot.frames import CompatSampler, FixedSampler, SampleError, VideoFileSource
+from bah.apps.zeroshot.prompt import load_prompts
+from bah.apps.zeroshot.settings import ZeroShotConfig
 
 FPS = 10
 
@@ -329,7 +329,7 @@ def test_cli_server_that_fails_then_recovers(release, tmp_path):
 def tiny_models(tmp_path_factory):
     pytest.importorskip("transformers")
     try:
-        from bah.zeroshot.tiny_model import save_tiny_causal_lm, save_tiny_video_llava
+        from bah.apps.zeroshot.tiny_model import save_tiny_causal_lm, save_tiny_video_llava
     except ImportError as exc:  # pragma: no cover - depends on the installed transformers
         pytest.skip(f"transformers lacks a class the tiny models need: {exc}")
     d = tmp_path_factory.mktemp("tiny")
@@ -355,7 +355,7 @@ class Counting:
 
 @pytest.mark.slow
 def test_tiny_video_llava_end_to_end(release, tiny_models, tmp_path, monkeypatch):
-    from bah.zeroshot.hf_backend import HFVideoBackend
+    from bah.apps.zeroshot.hf_backend import HFVideoBackend
 
     vl, _ = tiny_models
     be = HFVideoBackend(model=str(vl), max_new_tokens=3)
@@ -402,7 +402,7 @@ def test_tiny_models_through_the_cli(release, tiny_models, tmp_path):
 
 
 def test_one_malformed_answer_fails_only_its_video(release, tmp_path):
-    from bah.zeroshot.backend import BackendError
+    from bah.apps.zeroshot.backend import BackendError
 
     class Flaky(FakeBackend):
         def predict(self, item):
@@ -417,7 +417,7 @@ def test_one_malformed_answer_fails_only_its_video(release, tmp_path):
 
 
 def test_packed_faces_as_visual_input(release, tmp_path):
-    from bah.layout import video_dir
+    from bah.core.layout import video_dir
 
     class FramesFake(FakeBackend):
         needs_frames = True
@@ -438,7 +438,7 @@ def test_packed_faces_as_visual_input(release, tmp_path):
 
 @pytest.mark.slow
 def test_tiny_model_error_on_one_item_fails_that_video_only(release, tiny_models, tmp_path):
-    from bah.zeroshot.hf_backend import HFTextBackend
+    from bah.apps.zeroshot.hf_backend import HFTextBackend
 
     _, lm = tiny_models
     be = HFTextBackend(model=str(lm), max_new_tokens=2)

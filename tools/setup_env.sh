@@ -7,6 +7,10 @@ req="$here/requirements.txt"
 key="$(sha256sum < "$req" | cut -c1-12)"
 root="${BAH_VENV_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/bah}"
 venv="${BAH_VENV:-$root/venv-$key}"
+mkdir -p "$(dirname "$venv")"
+# Several jobs (or make targets) may start at once: one builds, the others wait for it.
+exec 9>"$venv.lock"
+flock 9
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   echo "[setup] creating environment $venv (first time only; several minutes)" >&2
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

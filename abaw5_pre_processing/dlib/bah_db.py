@@ -12,7 +12,7 @@ import sys
 
 def main(argv=None) -> int:
     from bah import cli
-    from bah.layout import manifest_path
+    from bah.core.layout import manifest_path
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ds", default="BAH_DB", help="dataset name; only BAH_DB is supported")

@@ -235,7 +235,7 @@ def annotation_frame_counts(path: PathLike) -> Dict[str, int]:
     return out
 
 
-# ``load_annotations`` is the spelling the stages use (bah.labels); same function.
+# ``load_annotations`` is the spelling the stages use (bah.stages.labels); same function.
 load_annotations = read_annotations
 
 __all__ += ["parse_annotation", "annotation_frame_counts", "load_annotations"]

@@ -162,7 +162,7 @@ def read_frame_split(path: PathLike) -> FrameLabels:
     return FrameLabels(labels, first)
 
 
-# ``load_*`` spellings used by the stages (bah.labels); same functions.
+# ``load_*`` spellings used by the stages (bah.stages.labels); same functions.
 load_video_split = read_video_split
 load_frame_split = read_frame_split
 

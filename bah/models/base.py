@@ -16,7 +16,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from bah.registry import Registry
+from bah.core.registry import Registry
 
 from .tcn import TemporalConvNet
 

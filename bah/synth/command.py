@@ -27,10 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "planted_shift", False):
-        from bah.personalization.shift import run_planted_shift
+        from bah.apps.personalization.shift import run_planted_shift
 
         return run_planted_shift(args)
-    from bah.cli import config_from_args
+    from bah.core.config import config_from_args
     from bah.synth.generator import SynthError, generate_from_config
     from bah.synth.speech import SpeechError
 

@@ -8,7 +8,7 @@ from typing import Iterable
 import av
 import numpy as np
 
-from bah.files import atomic_path
+from bah.core.files import atomic_path
 
 
 def write_mp4(dest: os.PathLike, frames: Iterable[np.ndarray], n_frames: int, fps: float, audio: np.ndarray,

@@ -20,7 +20,7 @@ from typing import Tuple
 import cv2
 import numpy as np
 
-from bah.registry import Registry
+from bah.core.registry import Registry
 from bah.synth.plan import Look, VideoPlan
 
 PORTRAITS = Registry("synthetic face photo")

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from bah.files import config_hash, write_json, write_jsonl, write_yaml
+from bah.core.files import config_hash, write_json, write_jsonl, write_yaml
 from bah.synth import release
 from bah.synth.plan import VideoPlan, make_plan
 from bah.synth.settings import SynthConfig

@@ -10,7 +10,7 @@ from typing import Dict, List, Mapping
 
 import yaml
 
-from bah.files import write_text
+from bah.core.files import write_text
 from bah.synth.plan import SPLITS, DatasetPlan, VideoPlan
 
 try:  # the C emitter is ~10x faster on the large annotation file

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bah.config import section
+from bah.core.config import section
 
 
 @section("synth")

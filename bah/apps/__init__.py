@@ -1,0 +1,2 @@
+"""Applications built on the trainer and the stages: the pipeline/demo, predict, zero-shot
+and personalisation."""

@@ -1,0 +1,2 @@
+"""The foundation every layer uses: registry, configuration, atomic files, layout, shards,
+status records and media decoding. Imports nothing else from bah."""

@@ -1,0 +1,194 @@
+"""``bah features``: per-frame audio / text / visual features for every video of the manifest.
+
+Work is cut into contiguous blocks like the original (``--nparts P --part p``, or a SLURM
+array). Every extractor keeps its own status records under ``out/stages/features/<name>/``,
+so adding an extractor later does not redo the others, and a rerun skips what is done
+(unless ``--force``). A video that fails lands in that extractor's failure list and the
+loop goes on.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from tqdm import tqdm
+
+from bah.core.config import ConfigError
+from bah.stages.features import EXTRACTORS
+from bah.stages.features.base import Extractor, VideoInput
+from bah.stages.features.text import ALIGNMENTS
+from bah.stages.features.settings import RESULT_KEYS, STAGE, VERSION, FeatureConfig  # noqa: F401
+from bah.core.files import save_npy, write_json
+from bah.core.layout import stage_dir, video_dir
+from bah.core.shards import resolve_block, take_block
+from bah.core.status import StageStatus
+
+log = logging.getLogger(__name__)
+
+def video_input(rec: Any, out: Path, data_root: Optional[Path]) -> VideoInput:
+    """The extractor view of one manifest row."""
+    fps = rec.avg_fps or rec.real_fps
+    tr_path = None
+    if data_root is not None:
+        from bah.data import Release
+
+        tr_path = Release(data_root).transcription_path(rec.video_id)
+    return VideoInput(
+        video_id=rec.video_id, path=Path(rec.path), n_frames=rec.n_frames, fps=fps,
+        out_dir=video_dir(out, rec.video_id), transcript=rec.transcript or "",
+        transcription_path=tr_path, duration=rec.audio_duration or rec.duration,
+    )
+
+
+@dataclass
+class StageResult:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: Optional[List[Dict[str, Any]]] = None
+
+
+def extract_features(records: Sequence[Any], out: Path, settings: FeatureConfig, data_root: Optional[Path] = None,
+                     block: Tuple[int, int] = (1, 0), force: bool = False,
+                     extractors: Optional[Dict[str, Extractor]] = None) -> StageResult:
+    """Run the configured extractors on ``records`` (manifest rows) of one block.
+
+    ``extractors`` may hand in ready objects (tests, notebooks); missing ones are built
+    from ``settings`` only when some video still needs them.
+    """
+    out = Path(out)
+    nblocks, b = block
+    todo = list(take_block(list(records), nblocks, b))
+    names = []
+    for name in settings.extractors:
+        reason = EXTRACTORS.get(name).available()
+        if reason and not (extractors and name in extractors):
+            if not settings.skip_unavailable:
+                raise ConfigError(f"extractor {name!r} is not usable here: {reason}")
+            log.warning("skipping extractor %s: %s", name, reason)
+            continue
+        names.append(name)
+    status = {n: StageStatus(out, f"{STAGE}/{n}", settings.result_hash(n), block=str(b)) for n in names}
+    for st in status.values():
+        st.begin()
+    stems = {n: EXTRACTORS.get(n).stem for n in names}
+
+    def pending(rec, n) -> bool:
+        if force or not status[n].is_done(rec.video_id):
+            return True
+        return not (video_dir(out, rec.video_id) / f"{stems[n]}.npy").is_file()
+
+    work = [(rec, [n for n in names if pending(rec, n)]) for rec in todo]
+    built: Dict[str, Extractor] = dict(extractors or {})
+    for n in names:
+        if n not in built and any(n in ns for _, ns in work):
+            try:
+                built[n] = EXTRACTORS.create(n, settings)
+            except (ValueError, FileNotFoundError, RuntimeError) as exc:
+                raise ConfigError(f"extractor {n!r}: {exc}") from None
+
+    res = StageResult()
+    bar = tqdm(work, desc=f"features [{','.join(names)}] block {b}/{nblocks}", unit="video", disable=not work)
+    for rec, ns in bar:
+        if not ns:
+            res.skipped += 1
+            continue
+        vid = rec.video_id
+        try:
+            if getattr(rec, "error", None):
+                raise ValueError(f"unreadable video in the manifest: {rec.error}")
+            video = video_input(rec, out, data_root)
+        except (ValueError, TypeError, OSError) as exc:
+            for n in ns:
+                status[n].mark_failed(vid, str(exc))
+            res.failed += 1
+            continue
+        ok = True
+        for n in ns:
+            ex = built[n]
+            t0, before = time.perf_counter(), len(video.warnings)
+            try:
+                arr = ex.check(video, ex.extract(video))
+                save_npy(video.out_dir / f"{ex.stem}.npy", arr)
+            except Exception as exc:  # one bad video never stops the block
+                log.warning("%s: %s failed: %s", vid, n, exc)
+                status[n].mark_failed(vid, f"{type(exc).__name__}: {exc}")
+                ok = False
+                continue
+            status[n].mark_done(vid, shape=list(arr.shape), seconds=round(time.perf_counter() - t0, 3),
+                                warnings=video.warnings[before:])
+        res.done += ok
+        res.failed += not ok
+    res.failures = [f for st in status.values() for f in st.failures()]
+    meta = {"version": VERSION, "settings": asdict(settings),
+            "extractors": {n: built[n].meta() for n in names if n in built}}
+    write_json(stage_dir(out, STAGE) / f"meta-block{b}.json", meta)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+
+def _csv(value: str) -> Tuple[str, ...]:
+    names = tuple(s.strip() for s in value.split(",") if s.strip())
+    for n in names:
+        if n not in EXTRACTORS:
+            raise argparse.ArgumentTypeError(f"unknown extractor {n!r}; choose from {', '.join(EXTRACTORS.list())}")
+    return names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("features")
+    g.add_argument("--extractors", type=_csv, default=None, metavar="A,B",
+                   help=f"comma-separated extractors; known: {', '.join(EXTRACTORS.list())} (default logmel,bert,landmarks)")
+    g.add_argument("--split", choices=("train", "val", "test"), default=None, help="only this split (default: all)")
+    g.add_argument("--nparts", "--nblocks", dest="nparts", type=int, default=None, help="number of blocks")
+    g.add_argument("--part", "--process_block", dest="part", type=int, default=None, help="block index (from 0)")
+    g.add_argument("--force", action="store_true", help="recompute even videos whose outputs are up to date")
+    g.add_argument("--strict", action="store_true", help="exit with status 1 when any video failed")
+    m = parser.add_argument_group("models")
+    m.add_argument("--text-model", default=None, help="BERT-family model: hub name, local folder or 'minilm'")
+    m.add_argument("--text-alignment", choices=ALIGNMENTS.list(), default=None)
+    m.add_argument("--text-fill", choices=("zeros", "nearest"), default=None)
+    m.add_argument("--vggish-weights", default=None, metavar="FILE", help="torchvggish vggish-10086976.pth")
+    m.add_argument("--ir50-weights", default=None, metavar="FILE", help="res50_ir_0.887.pth")
+    m.add_argument("--resnet-path", default=None, metavar="DIR", help="folder with mini_config.yml + model.pt")
+    m.add_argument("--compat", action="store_true", default=None, help="vggish: the original's row shift")
+    m.add_argument("--batch-size", type=int, default=None)
+    m.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bah.core.config import config_from_args
+    from bah.stages.manifest import load_manifest
+
+    cfg = config_from_args(args, sections=[STAGE], overrides={
+        f"{STAGE}.{k}": getattr(args, k, None) for k in (
+            "extractors", "text_model", "text_alignment", "text_fill", "vggish_weights", "ir50_weights",
+            "resnet_path", "compat", "batch_size", "device")
+    })
+    settings: FeatureConfig = cfg[STAGE]
+    try:
+        records = load_manifest(cfg.out)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"bah features: {exc}", file=sys.stderr)
+        return 2
+    if args.split:
+        records = [r for r in records if r.split == args.split]
+    block = resolve_block(args.nparts, args.part)
+    cfg.save(stage_dir(cfg.out, STAGE) / "config.yaml")
+    res = extract_features(records, cfg.out, settings, data_root=cfg.data_root, block=block, force=args.force)
+    print(f"features: {res.done} videos done, {res.skipped} already up to date, {res.failed} failed "
+          f"(block {block[1]} of {block[0]}; extractors {', '.join(settings.extractors)})")
+    if res.failures:
+        print(f"failures are listed in {stage_dir(cfg.out, STAGE)}/<extractor>/failures-block{block[1]}.jsonl",
+              file=sys.stderr)
+        for f in res.failures[:10]:
+            print(f"  {f['video_id']}: {f['reason']}", file=sys.stderr)
+    return 1 if (args.strict and res.failed) else 0

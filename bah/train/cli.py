@@ -1,0 +1,85 @@
+"""``python main.py`` / ``bah train`` / ``bah evaluate``: parse the options and call the
+trainer (``bah.train.trainer``); errors a user can fix become one line and exit code 2."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Optional, Sequence
+
+from bah.core.config import ConfigError
+from bah.train.options import Options, OptionsError, get_args_parser, parse_options
+from bah.train.checkpoint import CheckpointError
+from bah.train.dataset import DataError
+from bah.train.run_folder import RunExistsError
+from bah.train.trainer import evaluate_run, train
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python main.py ...`` (the original's flags, plus --config and --compat)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        o = parse_options(argv)
+        if o.mode == "EVALUATION":
+            evaluate_run(o)
+        else:
+            train(o, argv)
+    except (OptionsError, ConfigError, RunExistsError, DataError, CheckpointError) as exc:
+        print(f"main.py: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """``bah train``: the trainer's flags on bah's subparser (bah adds --config/-v itself)."""
+    _merge(parser, get_args_parser(add_help=False, include_common=False))
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    add_train_arguments(parser)
+
+
+def _merge(dst: argparse.ArgumentParser, src: argparse.ArgumentParser) -> None:
+    existing = {s for a in dst._actions for s in a.option_strings}
+    for group in src._action_groups:
+        if not group._group_actions:
+            continue
+        g = dst.add_argument_group(group.title)
+        for a in group._group_actions:
+            if any(s in existing for s in a.option_strings):
+                continue
+            g._add_action(a)
+
+
+def _options_from_bah(args: argparse.Namespace, mode: str) -> Options:
+    parser = get_args_parser(add_help=False, include_common=True)
+    ns = argparse.Namespace(**{a.dest: getattr(args, a.dest, a.default) for a in parser._actions if a.dest != "help"})
+    ns.mode = mode
+    ns.verbose = True
+    if getattr(args, "out", None) and not ns.dataset_path:
+        ns.dataset_path = str(args.out)  # the pipeline's --out holds dataset_info.pkl and features/
+    # flags left at their built-in default may be set by the YAML file (CLI > YAML > defaults)
+    ns._given = {a.dest for a in parser._actions if a.dest != "help" and getattr(ns, a.dest, None) != a.default}
+    return parse_options([], parser, namespace=ns)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    try:
+        o = _options_from_bah(args, "TRAINING")
+        train(o, sys.argv[2:], prog="bah train")
+    except (OptionsError, RunExistsError, DataError, CheckpointError) as exc:
+        print(f"bah train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    try:
+        o = _options_from_bah(args, "EVALUATION")
+        evaluate_run(o)
+    except (OptionsError, RunExistsError, DataError, CheckpointError) as exc:
+        print(f"bah evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

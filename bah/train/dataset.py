@@ -1,0 +1,303 @@
+"""Windows over the per-video arrays, and the collate into the batch dict.
+
+A split is a list of ``VideoRecord`` (id, folder of arrays, frame count). Arrays are opened
+with ``np.load(mmap_mode="r")`` lazily, once per worker process (only paths are pickled).
+Items are training windows (``window_length`` frames, stride ``hop_length``, plus the tail
+window) or whole videos for evaluation. Short items are padded by repeating the last row (the
+original's rule) and the padded rows are marked False in ``mask`` unless the padded frames
+are to be scored as the original did (``score_padded``). Faces stay uint8; the
+``FaceTransform`` runs on the batch on the training device.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from bah.train.normalization import Stats, normalise
+from bah.train.windows import item_rows, train_items
+
+log = logging.getLogger(__name__)
+
+LABEL = "EXPR_continuous_label"
+SPLITS = ("train", "val", "test")
+DEFAULT_DIMS = {"vggish": 128, "bert": 768}  # used only for compat zeros when a file is missing
+
+
+class DataError(ValueError):
+    """Bad training data; the message names the video and file."""
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    video_id: str
+    folder: Path
+    length: int
+    label: Optional[int] = None  # video class from the split file, when known
+
+
+def load_index(dataset_path: Path) -> Dict[str, Dict[str, Any]]:
+    """The original's dataset_info.pkl (keys train/val/test)."""
+    from bah.stages.index import load_dataset_info
+
+    try:
+        return load_dataset_info(Path(dataset_path))
+    except (FileNotFoundError, ValueError) as exc:
+        raise DataError(str(exc)) from None
+
+
+def read_split_file(path: Path) -> List[Tuple[str, Optional[int]]]:
+    """(video id, label or None) per line of a video-level split file (private test sets have no labels)."""
+    from bah.data import read_video_split
+
+    try:
+        return [(e.video_id, e.label) for e in read_video_split(path)]
+    except (OSError, ValueError) as exc:
+        raise DataError(str(exc)) from None
+
+
+def split_records(dataset_path: Path, split: str, split_dir: Optional[Path] = None,
+                  index: Optional[Mapping] = None) -> List[VideoRecord]:
+    index = index if index is not None else load_index(dataset_path)
+    root = Path(dataset_path) / "features"
+    trials: Dict[str, Tuple[int, str]] = {}
+    for key in SPLITS:
+        info = index.get(key) or {}
+        for tid, n in zip(info.get("trial", []), info.get("length", [])):
+            trials[str(tid)] = (int(n), str(info.get("data_folder", "compacted_48")))
+    if split_dir is not None:
+        wanted = read_split_file(Path(split_dir) / f"{split}.txt")
+        absent = [v for v, _ in wanted if v not in trials]
+        if absent:
+            raise DataError(f"{Path(split_dir) / (split + '.txt')}: {len(absent)} video(s) absent from the index "
+                            f"{Path(dataset_path) / 'dataset_info.pkl'}, e.g. {absent[:3]}")
+        pairs = [(v, lab) for v, lab in wanted]
+    else:
+        info = index.get(split) or {}
+        pairs = [(str(t), None) for t in info.get("trial", [])]
+    recs = [VideoRecord(v, root / trials[v][1] / v, trials[v][0], lab) for v, lab in pairs]
+    if not recs:
+        raise DataError(f"split {split!r} is empty in {Path(dataset_path) / 'dataset_info.pkl'}"
+                        + (f" / {split_dir}" if split_dir else ""))
+    return recs
+
+
+def video_label(rec: VideoRecord) -> int:
+    if rec.label is not None:
+        return int(rec.label)
+    f = rec.folder / f"{LABEL}.npy"
+    if not f.exists():
+        raise DataError(f"{f}: missing label file of video {rec.video_id}")
+    return int(np.load(f, mmap_mode="r").max() > 0)
+
+
+def subsample(records: Sequence[VideoRecord], percent: float, seed: int) -> List[VideoRecord]:
+    """Keep each video with probability p/100 per class (at least one per class), seeded."""
+    if percent >= 100:
+        return list(records)
+    rng = np.random.RandomState(seed)
+    by_class: Dict[int, List[int]] = {}
+    for i, r in enumerate(records):
+        by_class.setdefault(video_label(r), []).append(i)
+    keep: List[int] = []
+    for cls in sorted(by_class):
+        idx = by_class[cls]
+        chosen = [i for i in idx if rng.rand() < percent / 100.0]
+        keep.extend(chosen or [idx[int(rng.randint(len(idx)))]])
+    return [records[i] for i in sorted(keep)]
+
+
+class WindowDataset(Dataset):
+    """Items are (video index, start, end); see the module docstring."""
+
+    def __init__(self, videos: Sequence[VideoRecord], modalities: Sequence[str], window_length: int,
+                 hop_length: int, train: bool, stats: Optional[Mapping[str, Stats]] = None, *,
+                 compat: bool = False, pad_to_window: Optional[bool] = None, score_padded: Optional[bool] = None,
+                 global_sup_scope: Optional[str] = None, seed: int = 0, shuffles: int = 100,
+                 check: bool = True):
+        self.videos = list(videos)
+        if not self.videos:
+            raise DataError("empty split: no videos")
+        self.modalities = [m for m in modalities if m != LABEL]
+        self.window_length, self.hop_length, self.train = window_length, hop_length, train
+        self.stats = dict(stats or {})
+        self.compat = compat
+        self.pad_to_window = train or (compat if pad_to_window is None else pad_to_window)
+        self.score_padded = compat if score_padded is None else score_padded
+        self.global_sup_scope = global_sup_scope or ("window" if compat else "video")
+        if train:
+            self.items = train_items([v.length for v in self.videos], window_length, hop_length, seed, shuffles)
+        else:
+            self.items = [(i, 0, v.length) for i, v in enumerate(self.videos)]
+        self._arrays: Dict[Tuple[int, str], np.ndarray] = {}
+        self._video_labels: Dict[int, int] = {}
+        self.dims: Dict[str, Any] = {}
+        if check:
+            self._check()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_arrays"] = {}  # workers reopen the memory maps themselves
+        return state
+
+    def _check(self) -> None:
+        bad = []
+        for vi, v in enumerate(self.videos):
+            try:
+                lab = self._array(vi, LABEL)
+                if len(lab) != v.length:
+                    raise DataError(f"video {v.video_id}: {LABEL}.npy has {len(lab)} rows, the index says {v.length}")
+                for m in self.modalities:
+                    a = self._array(vi, m)
+                    if len(a) != v.length:
+                        raise DataError(f"video {v.video_id}: {v.folder / (m + '.npy')} has {len(a)} rows, "
+                                        f"{LABEL}.npy has {v.length} (arrays disagree in length)")
+                    self.dims.setdefault(m, a.shape[1:] if m == "video" else int(np.prod(a.shape[1:]) or 1))
+            except (DataError, OSError, ValueError) as exc:
+                bad.append(str(exc))
+        if bad:
+            raise DataError(f"{len(bad)} bad video(s):\n  " + "\n  ".join(bad[:20]))
+
+    def _array(self, vi: int, m: str) -> np.ndarray:
+        key = (vi, m)
+        a = self._arrays.get(key)
+        if a is None:
+            v = self.videos[vi]
+            f = v.folder / f"{m}.npy"
+            if not f.exists():
+                if not self.compat or m in ("video", LABEL):
+                    raise DataError(f"video {v.video_id}: missing feature file {f}")
+                log.warning("video %s: %s missing, using zeros (compat)", v.video_id, f)
+                dim = self.dims.get(m) or DEFAULT_DIMS.get(m, 1)
+                a = np.zeros((v.length, dim), np.float32)
+            else:
+                try:
+                    a = np.load(f, mmap_mode="r")
+                except ValueError as exc:
+                    raise DataError(f"video {v.video_id}: unreadable {f} ({exc})") from None
+            self._arrays[key] = a
+        return a
+
+    def video_target(self, vi: int) -> int:
+        if vi not in self._video_labels:
+            self._video_labels[vi] = int(np.asarray(self._array(vi, LABEL)).max() > 0)
+        return self._video_labels[vi]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        vi, s, e = self.items[i]
+        v = self.videos[vi]
+        length = self.window_length if (self.pad_to_window and e - s < self.window_length) else e - s
+        rows = item_rows(s, e, length)
+        # slicing a contiguous range then repeating is much cheaper than fancy-indexing a memmap
+        def take(a):
+            block = a[s:e]
+            return block if len(block) == length else np.asarray(block)[rows - s]
+
+        inputs: Dict[str, np.ndarray] = {}
+        for m in self.modalities:
+            x = take(self._array(vi, m))
+            if m == "video":
+                inputs[m] = x  # a memory-map view when unpadded: collate copies it once, into the batch
+                continue
+            x = np.asarray(x).reshape(len(x), -1).astype(np.float32)
+            if not np.isfinite(x).all():
+                raise DataError(f"video {v.video_id}: NaN or inf in {v.folder / (m + '.npy')} frames [{s}, {e})")
+            if m in self.stats:
+                x = normalise(x, self.stats[m], self.compat).astype(np.float32)
+            inputs[m] = x
+        labels = np.asarray(take(self._array(vi, LABEL))).reshape(-1)
+        if not np.isfinite(labels).all():
+            raise DataError(f"video {v.video_id}: NaN or inf in {LABEL}.npy")
+        target = (labels > 0.5).astype(np.int64)
+        mask = np.zeros(length, bool)
+        mask[: e - s] = True
+        if self.score_padded:
+            mask[:] = True
+        gl = int(target[: e - s].max()) if self.global_sup_scope == "window" else self.video_target(vi)
+        return {"inputs": inputs, "target": target, "mask": mask, "global_target": np.full(length, gl, np.int64),
+                "video_target": self.video_target(vi), "video_idx": vi, "frame_idx": rows, "video_id": v.video_id,
+                "start": s, "end": e}
+
+
+def _stack(arrays: Sequence[np.ndarray]) -> torch.Tensor:
+    """Stack into one tensor; inside a loader worker, straight into shared memory, so the batch
+    is not copied again when it is sent to the main process (what default_collate does)."""
+    first = arrays[0]
+    out = torch.empty((len(arrays),) + tuple(first.shape), dtype=torch.from_numpy(np.empty(0, first.dtype)).dtype)
+    if torch.utils.data.get_worker_info() is not None:
+        out.share_memory_()
+    view = out.numpy()
+    for i, a in enumerate(arrays):
+        view[i] = a  # memory-mapped faces are read straight into the batch
+    return out
+
+
+def collate(samples: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Pad to the longest item (mask False on the padding) and stack into tensors."""
+    L = max(len(s["target"]) for s in samples)
+
+    def pad(arr, fill=0):
+        if len(arr) == L:
+            return arr
+        out = np.full((L,) + arr.shape[1:], fill, dtype=arr.dtype)
+        out[: len(arr)] = arr
+        return out
+
+    inputs = {m: _stack([pad(s["inputs"][m]) for s in samples]) for m in samples[0]["inputs"]}
+    return {
+        "inputs": inputs,
+        "mask": _stack([pad(s["mask"], False) for s in samples]),
+        "target": _stack([pad(s["target"]) for s in samples]),
+        "global_target": _stack([pad(s["global_target"]) for s in samples]),
+        "video_target": torch.tensor([s["video_target"] for s in samples], dtype=torch.long),
+        "video_idx": torch.tensor([s["video_idx"] for s in samples], dtype=torch.long),
+        "frame_idx": torch.from_numpy(np.stack([pad(s["frame_idx"], -1) for s in samples])),
+        "video_id": [s["video_id"] for s in samples],
+        "bounds": torch.tensor([[s["start"], s["end"]] for s in samples], dtype=torch.long),
+    }
+
+
+def write_synthetic_arrays(out: Path, lengths: Mapping[str, Sequence[int]], dims: Mapping[str, int],
+                           face_size: int = 0, seed: int = 0) -> Path:
+    """Tiny per-video arrays + dataset_info.pkl in the trainer's layout (tests, benchmarks).
+
+    Labels follow a weak signal in feature 0 so a model can learn something in two epochs."""
+    rng = np.random.RandomState(seed)
+    out = Path(out)
+    info: Dict[str, Dict[str, Any]] = {}
+    k = 0
+    for split, lens in lengths.items():
+        trials = []
+        for n in lens:
+            vid = f"Videos/{k:05d}/Visite_1/{split}-{k}.mp4"
+            k += 1
+            folder = out / "features" / "compacted_48" / vid
+            folder.mkdir(parents=True, exist_ok=True)
+            on = rng.rand() < 0.5
+            lab = np.zeros(n, np.float32)
+            if on:
+                s0 = rng.randint(0, max(n // 2, 1))
+                lab[s0:s0 + max(n // 3, 1)] = 1
+            for m, d in dims.items():
+                x = rng.randn(n, d).astype(np.float32)
+                x[:, 0] += 2.0 * lab
+                np.save(folder / f"{m}.npy", x)
+            if face_size:
+                faces = rng.randint(0, 256, size=(n, face_size, face_size, 3), dtype=np.uint8)
+                np.save(folder / "video.npy", faces)
+            np.save(folder / f"{LABEL}.npy", lab)
+            trials.append(vid)
+        info[split] = {"trial": trials, "length": [int(n) for n in lens], "data_folder": "compacted_48",
+                       "partition": split}
+    with open(out / "dataset_info.pkl", "wb") as fh:
+        pickle.dump(info, fh)
+    return out

@@ -1,0 +1,164 @@
+"""The training loop and the evaluation pass, shared by every model.
+
+``train_one_epoch`` is the only training loop; ``predict`` runs whole videos (windowed and
+stitched for models that need a fixed length, e.g. LFAN) and returns per-video records in
+the original's ``prediction-*.pkl`` shape; ``score`` turns them into frame- and video-level
+metrics. AMP is one code path: ``autocast`` is a null context when off, and ``step`` uses the
+GradScaler only when one is given (fp16); bf16 runs without one.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, Callable, Dict, Mapping, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from bah.train.windows import stitch, window_bounds
+
+
+def autocast(device: torch.device, enabled: bool, dtype: str = "float16"):
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
+
+
+def make_scaler(device: torch.device, amp: bool, dtype: str) -> Optional[torch.amp.GradScaler]:
+    return torch.amp.GradScaler(device.type) if amp and dtype == "float16" else None
+
+
+def step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler=None, clip_grad: float = 0.0) -> None:
+    """backward -> (unscale) -> clip -> step -> update."""
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if clip_grad > 0:
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, clip_grad)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+
+
+def to_device(batch: Mapping[str, Any], device: torch.device, transform: Optional[Callable] = None,
+              generator: Optional[torch.Generator] = None) -> Dict[str, Any]:
+    """Move tensors to ``device`` and run the face transform there (uint8 travels, not floats)."""
+    nb = device.type == "cuda"
+    inputs = {m: x.to(device, non_blocking=nb) for m, x in batch["inputs"].items()}
+    if "video" in inputs and transform is not None:
+        inputs["video"] = transform(inputs["video"], generator=generator)
+    out = {k: (v.to(device, non_blocking=nb) if torch.is_tensor(v) else v) for k, v in batch.items() if k != "inputs"}
+    out["inputs"] = inputs
+    return out
+
+
+def frame_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the frames the mask keeps (all frames, padded duplicates too, in compat)."""
+    return F.cross_entropy(logits[mask].float(), target[mask])
+
+
+def train_one_epoch(model, optimizer, loader, device, epoch: int, *, scaler=None, amp: bool = False,
+                    amp_dtype: str = "float16", transform=None, generator=None, supervision: str = "video_fr_sup",
+                    scheduler=None, clip_grad: float = 0.0, progress: bool = True) -> Dict[str, float]:
+    model.train()
+    total, n_batches, n_windows, t0 = 0.0, 0, 0, time.perf_counter()
+    key = "global_target" if supervision == "video_global_sup" else "target"
+    bar = tqdm(loader, desc=f"train {epoch}", unit="batch", disable=not progress, leave=False)
+    for i, batch in enumerate(bar):
+        if scheduler is not None and scheduler.per_batch:
+            scheduler.step_update(i / max(len(loader), 1))
+        batch = to_device(batch, device, transform, generator)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, amp, amp_dtype):
+            out = model(batch["inputs"], mask=batch["mask"])
+        loss = frame_loss(out["logits"], batch[key], batch["mask"])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"epoch {epoch}, batch {i}: loss is {loss.item()} (videos {batch['video_id']})")
+        step(loss, optimizer, scaler, clip_grad)
+        total += loss.item()
+        n_batches += 1
+        n_windows += len(batch["video_id"])
+        bar.set_postfix(loss=f"{total / n_batches:.4f}", win_s=f"{n_windows / (time.perf_counter() - t0):.1f}")
+    secs = time.perf_counter() - t0
+    return {"loss": total / max(n_batches, 1), "windows": n_windows, "seconds": secs,
+            "windows_per_s": n_windows / secs if secs > 0 else 0.0}
+
+
+def _slice_inputs(inputs: Mapping[str, torch.Tensor], s: int, e: int, length: int) -> Dict[str, torch.Tensor]:
+    out = {}
+    for m, x in inputs.items():
+        w = x[:, s:e]
+        if e - s < length:  # repeat the last frame, as the original padded short videos
+            w = torch.cat([w, w[:, -1:].expand(-1, length - (e - s), *w.shape[2:])], dim=1)
+        out[m] = w
+    return out
+
+
+@torch.no_grad()
+def predict(model, loader, device, *, transform=None, amp: bool = False, amp_dtype: str = "float16",
+            fixed_length: Optional[int] = None, hop_length: int = 1, keep_amp_dtype: bool = False,
+            progress: bool = True, desc: str = "eval") -> Dict[str, Dict[str, np.ndarray]]:
+    """Per video id: ``labels`` (n,), ``logits`` (n,2), ``g_labels`` (n,) over the scored frames.
+
+    Models with a ``fixed_length`` see windows of that length (hop ``hop_length``, tail window,
+    overlapping logits averaged); shorter videos are padded by repeating the last frame."""
+    model.eval()
+    preds: Dict[str, Dict[str, np.ndarray]] = {}
+    t0 = time.perf_counter()
+    for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+        batch = to_device(batch, device, transform)
+        mask = batch["mask"]
+        with autocast(device, amp, amp_dtype):
+            if fixed_length is None:
+                logits = model(batch["inputs"], mask=mask)["logits"]
+            else:
+                logits = _windowed(model, batch, fixed_length, hop_length)
+        if not keep_amp_dtype:
+            logits = logits.float()
+        for b, vid in enumerate(batch["video_id"]):
+            m = mask[b].cpu().numpy()
+            lab = batch["target"][b].cpu().numpy()[m]
+            preds[vid] = {"labels": lab.astype(np.int64), "logits": logits[b].cpu().numpy()[m],
+                          "g_labels": np.full(len(lab), int(batch["video_target"][b]), np.int64)}
+    preds_time = time.perf_counter() - t0
+    for v in preds.values():
+        v.setdefault("seconds", preds_time / max(len(preds), 1))
+    return preds
+
+
+def _windowed(model, batch, length: int, hop: int) -> torch.Tensor:
+    outs = []
+    for b in range(len(batch["video_id"])):
+        n = int(batch["mask"][b].sum()) if not batch["mask"][b].all() else batch["mask"].shape[1]
+        inputs = {m: x[b:b + 1] for m, x in batch["inputs"].items()}
+        bounds = window_bounds(n, length, hop)
+        wins = [model(_slice_inputs(inputs, s, e, length), mask=None)["logits"][0, : e - s] for s, e in bounds]
+        st = torch.from_numpy(stitch([w.float().cpu().numpy() for w in wins], bounds, n)).to(wins[0].device)
+        full = torch.zeros(batch["mask"].shape[1], st.shape[1], device=st.device, dtype=st.dtype)
+        full[:n] = st
+        outs.append(full)
+    return torch.stack(outs)
+
+
+def score(preds: Mapping[str, Mapping[str, np.ndarray]], compat: bool = False) -> Dict[str, Any]:
+    """Frame-pooled metrics over every scored frame plus video-level metrics per aggregation.
+
+    Returns ``{"frame": {...}, "video": {FRAMES_VOTE: {...}, ...}, "flat": {frame_avgf1: ..., ...}}``."""
+    from bah import metrics as met
+
+    ids = [v for v in preds if len(preds[v]["labels"])]
+    if not ids:
+        raise ValueError("no predictions to score (empty split?)")
+    labels = np.concatenate([preds[v]["labels"] for v in ids])
+    logits = np.concatenate([np.asarray(preds[v]["logits"]) for v in ids])
+    vidx = np.concatenate([np.full(len(preds[v]["labels"]), i, np.int64) for i, v in enumerate(ids)])
+    frame = met.frame_metrics(labels, logits=logits, compat=compat)
+    video = met.video_metrics(vidx, logits, np.array([int(preds[v]["g_labels"][0]) for v in ids]), compat=compat)
+    return {"frame": frame, "video": video, "flat": met.flatten_metrics(frame, video)}

@@ -1,0 +1,114 @@
+"""Per-dimension mean/std of the feature modalities, computed once and cached.
+
+Statistics come from the training split only (``--compat``: train + val, as the original).
+One streaming pass per file with Chan's pairwise merge in float64 (the original made two).
+The cache file name is a hash of the video ids, their files' sizes and mtimes, the modalities
+and the settings, so a changed split or re-extracted feature is never served stale stats.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Mapping, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from bah.core.files import atomic_path, config_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stats:
+    mean: np.ndarray
+    std: np.ndarray
+    count: int
+
+
+class RunningStats:
+    """Chan et al. parallel mean/variance, merged chunk by chunk (float64)."""
+
+    def __init__(self, dim: int):
+        self.n = 0
+        self.mean = np.zeros(dim, np.float64)
+        self.m2 = np.zeros(dim, np.float64)
+
+    def update(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        nb = len(x)
+        if nb == 0:
+            return
+        mb = x.mean(0)
+        m2b = ((x - mb) ** 2).sum(0)
+        delta = mb - self.mean
+        n = self.n + nb
+        self.mean = self.mean + delta * nb / n
+        self.m2 = self.m2 + m2b + delta ** 2 * self.n * nb / n
+        self.n = n
+
+    def result(self) -> Stats:
+        if self.n < 2:
+            raise ValueError("normalisation statistics need at least two frames")
+        return Stats(self.mean.astype(np.float32), np.sqrt(self.m2 / (self.n - 1)).astype(np.float32), self.n)
+
+
+def stats_key(folders: Sequence[Path], modalities: Sequence[str], settings: Mapping) -> str:
+    facts = []
+    for folder in folders:
+        for m in modalities:
+            f = Path(folder) / f"{m}.npy"
+            st = f.stat() if f.exists() else None
+            facts.append((str(folder), m, st.st_size if st else -1, st.st_mtime_ns if st else -1))
+    return config_hash({"files": facts, "modalities": list(modalities), "settings": dict(settings)})
+
+
+def compute_stats(folders: Sequence[Path], modalities: Sequence[str], progress: bool = True) -> Dict[str, Stats]:
+    acc: Dict[str, RunningStats] = {}
+    for folder in tqdm(folders, desc="normalisation stats", unit="video", disable=not progress):
+        for m in modalities:
+            f = Path(folder) / f"{m}.npy"
+            if not f.exists():
+                continue  # the dataset decides whether a missing file is fatal
+            x = np.load(f, mmap_mode="r")
+            if x.ndim == 1:
+                x = x.reshape(-1, 1)
+            x = np.asarray(x, np.float64).reshape(len(x), -1)
+            if not np.isfinite(x).all():
+                raise ValueError(f"{f}: NaN or inf values")
+            acc.setdefault(m, RunningStats(x.shape[1])).update(x)
+    missing = [m for m in modalities if m not in acc]
+    if missing:
+        raise FileNotFoundError(f"no {', '.join(m + '.npy' for m in missing)} in any training video")
+    return {m: r.result() for m, r in acc.items()}
+
+
+def load_or_compute_stats(folders: Sequence[Path], modalities: Sequence[str], cache_dir: Optional[Path],
+                          settings: Mapping, progress: bool = True) -> Dict[str, Stats]:
+    """Stats per modality, from ``cache_dir/mean_std-<key>.pkl`` when it matches."""
+    if not modalities:
+        return {}
+    key = stats_key(folders, modalities, settings)
+    path = Path(cache_dir) / f"mean_std-{key}.pkl" if cache_dir else None
+    if path is not None and path.exists():
+        try:
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+        except (pickle.UnpicklingError, EOFError, OSError) as exc:
+            log.warning("ignoring unreadable stats cache %s (%s)", path, exc)
+    stats = compute_stats(folders, modalities, progress)
+    if path is not None:
+        try:
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                pickle.dump(stats, fh)
+        except OSError as exc:  # a read-only dataset folder must not stop training
+            log.warning("could not cache stats at %s (%s)", path, exc)
+    return stats
+
+
+def normalise(x: np.ndarray, s: Stats, compat: bool) -> np.ndarray:
+    # the original divided by the raw std; a constant dimension then gives inf/NaN
+    std = s.std if compat else np.maximum(s.std, 1e-6)
+    return (x - s.mean) / std

@@ -1,0 +1,348 @@
+"""The epoch driver: datasets, model, loaders, the train/validate loop over epochs with
+checkpoints and early stopping, and evaluation of a saved run. The per-step loop itself is
+``bah.train.engine``; the command-line entry points are ``bah.train.cli``."""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from bah.train import engine
+from bah.train.augmentation import FaceTransform
+from bah.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from bah.train.dataset import WindowDataset, collate, load_index, split_records, subsample
+from bah.train.distributed import DistInfo, all_gather_objects, barrier, init_distributed, shutdown
+from bah.train.early_stopping import EarlyStopping
+from bah.train.normalization import load_or_compute_stats
+from bah.train.optim import create_optimizer, create_scheduler, optimizer_kwargs, scheduler_kwargs
+from bah.train.options import SELECT_METRICS, Options, OptionsError, get_args_parser, parse_options
+from bah.models.factory import build_model, fixed_length_of, load_pretrained, model_kwargs
+from bah.train.run_folder import RunFolder, run_dir
+
+log = logging.getLogger("bah.train")
+
+
+# --------------------------------------------------------------------------- data
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def build_datasets(o: Options, splits: Sequence[str] = ("train", "val", "test"),
+                   dataset_path: Optional[str] = None) -> Dict[str, WindowDataset]:
+    root = Path(dataset_path or o.dataset_path)
+    index = load_index(root)
+    split_dir = Path(o.split_dir) if o.split_dir else None
+    pct = {"train": o.train_p, "val": o.valid_p, "test": o.test_p}
+    recs = {s: subsample(split_records(root, s, split_dir, index), pct[s], o.seed)
+            for s in set(splits) | set(o.stats_splits)}
+    feats = [m for m in o.feature_modalities if m != "video"]
+    stats = {}
+    if feats and o.calc_mean_std:
+        folders = [r.folder for s in o.stats_splits for r in recs[s]]
+        stats = load_or_compute_stats(folders, feats, Path(o.stats_cache or root),
+                                      {"compat": o.compat, "splits": o.stats_splits}, progress=o.verbose)
+    out = {}
+    for s in splits:
+        out[s] = WindowDataset(recs[s], o.feature_modalities, o.window_length, o.hop_length, train=(s == "train"),
+                               stats=stats, compat=o.compat, seed=o.seed)
+    return out
+
+
+def modality_dims(ds: WindowDataset) -> List[Tuple[str, Optional[int]]]:
+    return [(m, None if m == "video" else int(ds.dims[m])) for m in ds.modalities]
+
+
+# --------------------------------------------------------------------------- backbone release
+def backbone_groups(model: torch.nn.Module, count: int) -> List[List[torch.nn.Parameter]]:
+    """The visual backbone's parameters in ``count`` groups, last layers first (released first)."""
+    vis = getattr(model, "_visual", None) or getattr(model, "backbone", None)
+    if vis is None or count < 1:
+        return []
+    params = list(vis.parameters())
+    size = math.ceil(len(params) / count)
+    chunks = [params[i:i + size] for i in range(0, len(params), size)]
+    return list(reversed(chunks))[:count]
+
+
+def release_backbone(model, optimizer, o: Options, epoch: int, released: int) -> int:
+    """Gradual release: at each ``--opt__milestone`` epoch (> 0) one more backbone group trains."""
+    if o.opt__gradual_release <= 0:
+        return released
+    target = sum(1 for m in o.opt__milestone if 0 < m <= epoch)
+    groups = backbone_groups(model, o.opt__release_count)
+    while released < min(target, len(groups)):
+        for p in groups[released]:
+            p.requires_grad_(True)
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.add_param_group({"params": groups[released], "weight_decay": o.opt__weight_decay, "lr": lr,
+                                   "initial_lr": optimizer.param_groups[0].get("initial_lr", lr)})
+        released += 1
+        log.info("epoch %d: released backbone group %d/%d", epoch, released, len(groups))
+    return released
+
+
+# --------------------------------------------------------------------------- loaders
+def make_loader(ds: WindowDataset, batch: int, train: bool, o: Options, info: DistInfo, epoch_seed: int = 0):
+    from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+    kw = dict(batch_size=batch, collate_fn=collate, num_workers=o.num_workers,
+              pin_memory=info.device.type == "cuda", persistent_workers=False)
+    if o.num_workers > 0:
+        kw["prefetch_factor"] = 4
+    if train:
+        g = torch.Generator()
+        g.manual_seed(epoch_seed)
+        if info.distributed:
+            sampler = DistributedSampler(ds, info.world_size, info.rank, shuffle=True, seed=o.seed)
+            return DataLoader(ds, sampler=sampler, generator=g, **kw)
+        return DataLoader(ds, shuffle=True, generator=g, **kw)
+    # evaluation: each rank takes every world_size-th video, results are gathered
+    idx = list(range(info.rank, len(ds), info.world_size))
+    return DataLoader(Subset(ds, idx), shuffle=False, **kw)
+
+
+def gather_predictions(preds: Dict[str, Any], info: DistInfo) -> Dict[str, Any]:
+    merged: Dict[str, Any] = {}
+    for part in all_gather_objects(preds, info):
+        merged.update(part)
+    return merged
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class TrainState:
+    epoch: int = 0
+    best_metric: Optional[float] = None
+    best_epoch: int = -1
+    released: int = 0
+    history: List[Dict[str, Any]] = field(default_factory=list)
+
+
+def select_key(o: Options) -> str:
+    return "frame_" + SELECT_METRICS[o.effective_eval_metric]
+
+
+def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") -> Dict[str, Any]:
+    """Train as the options say; returns the test scores (flat) and the run folder."""
+    info = init_distributed(o.device)
+    seed_everything(o.seed, o.deterministic)
+    exp_id = o.exp_id or time.strftime("%Y-%m-%d_%H-%M-%S")
+    from bah.train.distributed import broadcast_object
+
+    exp_id = broadcast_object(exp_id, info)
+    run = RunFolder.open_for_training(run_dir(Path(o.output_root), o.dataset_name, o.fold_to_run, exp_id),
+                                      o.resume, o.force, write=info.is_main)
+    run.setup_logging(verbose=o.verbose)
+    log.info("run folder %s (world size %d, device %s)", run.path, info.world_size, info.device)
+    data = build_datasets(o)
+    dims = modality_dims(data["train"])
+    seed_everything(o.seed, o.deterministic)  # model init independent of data-loading RNG use
+    model = build_model(o.model_name, dims, o.compat, **model_kwargs(o)).to(info.device)
+    if o.use_pretrained_w:
+        load_pretrained(model, o)
+    base_model = model
+    fixed = fixed_length_of(model)
+    effective = {"effective_lr": o.effective_lr, "effective_eval_metric": o.effective_eval_metric,
+                 "exp_id": exp_id, "outd": str(run.path), "world_size": info.world_size,
+                 "modality_dims": {m: d for m, d in dims}, "n_videos": {s: len(d.videos) for s, d in data.items()},
+                 "n_train_windows": len(data["train"]), "t0": time.strftime("%Y-%m-%d %H:%M:%S")}
+    run.save_config(o.to_dict(), effective)
+    run.save_preprocessing(Path(o.dataset_path), {m: data["train"].dims.get(m) for m in data["train"].modalities},
+                           data["train"].stats, o.compat, o.stats_splits)
+    run.save_cmd(list(argv), prog)
+    optimizer = create_optimizer(model, **optimizer_kwargs(o))
+    scheduler = create_scheduler(optimizer, **scheduler_kwargs(o))
+    scaler = engine.make_scaler(info.device, o.amp, o.amp_dtype)
+    stopper = EarlyStopping(o.early_stopping, o.min_num_epochs, ties_improve=o.compat)
+    st = TrainState()
+    if o.resume and run.last.exists():
+        ck = load_checkpoint(run.last)
+        st = TrainState(ck["epoch"] + 1, ck["best_metric"], ck["best_epoch"], 0, ck["history"])
+        st.released = release_backbone(model, optimizer, o, ck["epoch"], 0)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["lr_scheduler"])
+        if scaler is not None and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        stopper.load_state_dict(ck["early_stopping"])
+        set_rng_state(ck.get("rng"))
+        log.info("resumed from %s at epoch %d (best %s at epoch %d)", run.last, st.epoch, st.best_metric, st.best_epoch)
+    if info.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+            find_unused_parameters=True)  # e.g. CAN's dead conv_c, JMT/MT's unused text branch
+    train_tf = FaceTransform(o.face_resize, o.face_crop, train=True)
+    eval_tf = FaceTransform(o.face_resize, o.face_crop, train=False)
+    key = select_key(o)
+    val_loader = make_loader(data["val"], o.eval_batch_size, False, o, info)
+    for epoch in range(st.epoch, o.num_epochs):
+        # every epoch draws from seed + epoch: a resumed run replays exactly the same batches
+        seed_everything(o.seed + epoch, o.deterministic)
+        loader = make_loader(data["train"], o.train_batch_size, True, o, info, o.seed + epoch)
+        if info.distributed:
+            loader.sampler.set_epoch(epoch)
+        gen = torch.Generator(device=info.device).manual_seed(o.seed + epoch + 1_000_003 * (info.rank + 1))
+        released = release_backbone(base_model, optimizer, o, epoch, st.released)
+        if released != st.released:
+            stopper.reset_patience()
+            st.released = released
+        lr = optimizer.param_groups[0]["lr"]
+        tr = engine.train_one_epoch(model, optimizer, loader, info.device, epoch, scaler=scaler, amp=o.amp,
+                                    amp_dtype=o.amp_dtype, transform=train_tf, generator=gen,
+                                    supervision=o.train_supervision_type, scheduler=scheduler,
+                                    clip_grad=o.opt__clip_grad, progress=o.verbose and info.is_main)
+        losses = all_gather_objects(tr, info)
+        t_eval = time.perf_counter()
+        preds = gather_predictions(engine.predict(base_model, val_loader, info.device, transform=eval_tf, amp=o.amp,
+                                                  amp_dtype=o.amp_dtype, fixed_length=fixed, hop_length=o.hop_length,
+                                                  keep_amp_dtype=o.compat, progress=o.verbose and info.is_main,
+                                                  desc=f"val {epoch}"), info)
+        val = engine.score(preds, compat=o.compat)
+        value = float(val["flat"][key])
+        scheduler.step(value)
+        should_stop = stopper.step(epoch, value)
+        improved = stopper.improved
+        if improved:
+            st.best_metric, st.best_epoch = value, epoch
+        row = {"epoch": epoch, "lr": lr, "train_loss": float(np.mean([t["loss"] for t in losses])),
+               "train_windows": sum(t["windows"] for t in losses), "train_seconds": tr["seconds"],
+               "train_windows_per_s": sum(t["windows_per_s"] for t in losses),
+               "val_seconds": time.perf_counter() - t_eval,
+               **{f"val_{k}": v for k, v in val["flat"].items()}, "best_epoch": st.best_epoch}
+        st.history.append(row)
+        log.info("epoch %d: loss %.4f lr %.3g | val %s %.4f (best %.4f @ %d) avgf1 %.4f | %.1f windows/s",
+                 epoch, row["train_loss"], lr, o.effective_eval_metric, value, st.best_metric or float("nan"),
+                 st.best_epoch, val["flat"].get("frame_avgf1", float("nan")), row["train_windows_per_s"])
+        ck = {"model": base_model.state_dict(), "optimizer": optimizer.state_dict(),
+              "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+              "epoch": epoch, "best_metric": st.best_metric, "best_epoch": st.best_epoch,
+              "early_stopping": stopper.state_dict(), "rng": rng_state(), "history": st.history,
+              "options": {**o.to_dict(), **effective}}
+        if run.write:
+            if improved:
+                save_checkpoint(run.best, ck)
+                run.save_predictions("val", preds)
+                run.save_perf("val", o.dataset_name, val, {"epoch": epoch})
+            save_checkpoint(run.last, ck)
+            run.save_metrics(st.history)
+        barrier(info)
+        if should_stop:
+            log.info("early stopping at epoch %d (no improvement for %d epochs)", epoch, o.early_stopping)
+            break
+    # test once, on the selected model
+    if run.best.exists() or info.distributed:
+        barrier(info)
+        base_model.load_state_dict(load_checkpoint(run.best)["model"])
+    test_loader = make_loader(data["test"], o.eval_batch_size, False, o, info)
+    preds = gather_predictions(engine.predict(base_model, test_loader, info.device, transform=eval_tf, amp=o.amp,
+                                              amp_dtype=o.amp_dtype, fixed_length=fixed, hop_length=o.hop_length,
+                                              keep_amp_dtype=o.compat, progress=o.verbose and info.is_main,
+                                              desc="test"), info)
+    test = engine.score(preds, compat=o.compat)
+    if run.write:
+        run.save_predictions("test", preds)
+        run.save_perf("test", o.dataset_name, test, {"best_epoch": st.best_epoch})
+        save_best_model(run.path / "best-model", base_model, {**o.to_dict(), **effective})
+        run.save_config(o.to_dict(), {**effective, "best_epoch": st.best_epoch,
+                                      "tend": time.strftime("%Y-%m-%d %H:%M:%S")})
+        if o.save_plot:
+            run.save_plots(st.history, preds, "test")
+        run.mark_passed()
+    log.info("test (best epoch %d): AVGF1 %.4f AP_POS %.4f", st.best_epoch, test["flat"]["frame_avgf1"],
+             test["flat"].get("frame_ap_legacy", float("nan")))
+    barrier(info)
+    shutdown(info)
+    return {"run": run.path, "test": test["flat"], "best_epoch": st.best_epoch, "history": st.history}
+
+
+def save_best_model(folder: Path, model: torch.nn.Module, config: Mapping[str, Any]) -> None:
+    """The original's release layout: best-model/model.pt (state dict) + config.yml."""
+    from bah.core.files import atomic_path, write_yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "model.pt") as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    write_yaml(folder / "config.yml", dict(config))
+
+
+# --------------------------------------------------------------------------- evaluation mode
+def evaluate_run(o: Options) -> Dict[str, Any]:
+    """Evaluate a saved run (or a released ``best-model/`` folder) on ``--eval_set``."""
+    import yaml
+
+    fd = Path(o.fd_exp)
+    cands = [fd / "best-model", fd] if (fd / "best-model").is_dir() else [fd]
+    folder = next((c for c in cands if (c / "model.pt").exists() and (c / "config.yml").exists()), None)
+    if folder is None:
+        raise OptionsError(f"--fd_exp {fd}: no model.pt + config.yml found (looked in {', '.join(map(str, cands))})")
+    cfg = yaml.safe_load((folder / "config.yml").read_text(encoding="utf-8")) or {}
+    parser = get_args_parser()
+    known = {a.dest for a in parser._actions}
+    base = {k: v for k, v in cfg.items() if k in known and v is not None}
+    # the saved run's model and data settings; this command's paths and evaluation choices
+    base.update(dataset_path=o.dataset_path or cfg.get("dataset_path"), split_dir=o.split_dir or cfg.get("split_dir"),
+                num_workers=o.num_workers, train_p=100.0, valid_p=100.0, test_p=100.0, mode="TRAINING",
+                eval_set=o.eval_set, case_best_model=o.case_best_model, verbose=o.verbose, device=o.device,
+                output_root=o.output_root, fd_exp=None, stats_cache=o.stats_cache or cfg.get("stats_cache"))
+    for k in ("opt__milestones", "opt__milestone"):
+        if isinstance(base.get(k), list):
+            base[k] = ",".join(str(x) for x in base[k])
+    argv: List[str] = []
+    for k, v in base.items():
+        if v is None or k in ("config",):
+            continue
+        argv += [f"--{k}", str(v)]
+    so = parse_options(argv, parser)
+    info = init_distributed(so.device)
+    seed_everything(so.seed)
+    ds = build_datasets(so, splits=(o.eval_set,))[o.eval_set]
+    if o.eval_set == "train":  # score whole training videos, not windows
+        ds = WindowDataset(ds.videos, so.feature_modalities, so.window_length, so.hop_length, train=False,
+                           stats=ds.stats, compat=so.compat, seed=so.seed)
+    model = build_model(so.model_name, modality_dims(ds), so.compat, **model_kwargs(so))
+    try:
+        from bah.models import load_original_state_dict
+
+        load_original_state_dict(model, folder / "model.pt")
+    except ImportError:
+        model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    model.to(info.device)
+    loader = make_loader(ds, so.eval_batch_size, False, so, info)
+    preds = gather_predictions(engine.predict(model, loader, info.device,
+                                              transform=FaceTransform(so.face_resize, so.face_crop, train=False),
+                                              amp=so.amp, amp_dtype=so.amp_dtype, fixed_length=fixed_length_of(model),
+                                              hop_length=so.hop_length, keep_amp_dtype=so.compat,
+                                              progress=so.verbose and info.is_main, desc=o.eval_set), info)
+    scores = engine.score(preds, compat=so.compat)
+    out = fd / f"eval-{o.eval_set}"
+    run = RunFolder(out, write=info.is_main)
+    if run.write:
+        out.mkdir(parents=True, exist_ok=True)
+        run.setup_logging(f"log-eval-{o.eval_set}.txt", verbose=o.verbose)
+        run.save_predictions(o.eval_set, preds)
+        run.save_perf(o.eval_set, so.dataset_name, scores,
+                      {"case_best_model": o.case_best_model, "perfs_case_best_model":
+                       scores["video"].get(o.case_best_model) and {k: v for k, v in scores["flat"].items()
+                                                                   if k.startswith("video_")}})
+        run.save_config(so.to_dict(), {"evaluated": str(folder)})
+        run.save_plots([], preds, o.eval_set)
+    frame = scores["flat"]
+    log.info("%s on %s: AVGF1 %.4f AP_POS %.4f (%d videos)", folder, o.eval_set, frame["frame_avgf1"],
+             frame.get("frame_ap_legacy", float("nan")), len(preds))
+    shutdown(info)
+    return {"dir": out, "scores": scores}
+
+
+# --------------------------------------------------------------------------- entry points

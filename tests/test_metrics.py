@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from bah import metrics as M
+from bah.metrics import frame as M
 
 CASES = [
     "noisy_informative",

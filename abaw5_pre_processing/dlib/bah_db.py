@@ -12,6 +12,7 @@ import sys
 
 def main(argv=None) -> int:
     from bah import cli
+    from bah.core.config import config_from_args
     from bah.core.layout import manifest_path
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
     if args.ds != "BAH_DB":
         p.error(f"--ds {args.ds!r}: only BAH_DB is supported")
     common = [f"--{k}={v}" for k, v in (("data-root", args.data_root), ("out", args.out)) if v]
-    config = cli.config_from_args(argparse.Namespace(data_root=args.data_root, out=args.out, config=None, set=[]))
+    config = config_from_args(argparse.Namespace(data_root=args.data_root, out=args.out, config=None, set=[]))
     if not manifest_path(config.out).exists():
         # a fresh output folder: build the manifest first, as the original needed no separate step
         rc = cli.main(["manifest", *common])

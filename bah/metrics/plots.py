@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from bah import metrics as M
+from bah.metrics import frame as M
 from bah.core.files import atomic_path
 
 __all__ = [

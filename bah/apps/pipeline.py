@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 import yaml
 
 from bah.core.config import ConfigError
-from bah.core.files import config_hash, write_json, write_yaml
+from bah.core.files import config_hash, read_yaml, write_json, write_yaml
 from bah.core.registry import Registry
 
 log = logging.getLogger("bah.apps.pipeline")
@@ -110,14 +110,7 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> Dict[str, An
 
 
 def load_pipeline_config(path: Path) -> Dict[str, Any]:
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"pipeline config not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
+    raw = read_yaml(path, ConfigError, what="pipeline config")
     validate(raw, str(path))
     return raw
 

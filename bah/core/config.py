@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
 import yaml
 
-from bah.core.files import write_yaml
+from bah.core.files import read_yaml, write_yaml
 from bah.core.registry import Registry
 
 SECTIONS: Registry = Registry("config section")
@@ -97,16 +97,7 @@ def load_config(
     env = os.environ if env is None else env
     raw: Dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        try:
-            with open(path, encoding="utf-8") as fh:
-                raw = yaml.safe_load(fh) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping")
+        raw = read_yaml(path, ConfigError, what="config file")
     merged: Dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     for key, value in (overrides or {}).items():
         if value is None:

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Union
+from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Union
 
 import numpy as np
 import yaml
@@ -129,3 +129,30 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_yaml(path: PathLike, error: type = ValueError, what: str = "file", name: Optional[str] = None) -> Dict[str, Any]:
+    """The one YAML loader: a mapping (empty file = {}), or ``error`` with a message naming the file.
+
+    ``what`` names the file's role in the "not found" message ("config file", "prompt file");
+    ``name`` is how the file is called in the other messages (default: its path). YAML syntax
+    errors keep PyYAML's line and column.
+    """
+    path = Path(path)
+    name = name or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{name}: cannot read ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{name}: invalid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise error(f"{name}: the top level must be a mapping")
+    return data
+

@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
-import yaml
 
-from bah.core.files import write_json, write_text
+from bah.core.files import read_yaml, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +57,7 @@ class Report:
 
 
 def _read_yaml(path: Path) -> Dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ReportError(f"{path}: cannot read ({exc})") from None
-    if not isinstance(data, dict):
-        raise ReportError(f"{path}: expected a mapping")
+    data = read_yaml(path, ReportError, what="run file")
     return data
 
 

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from bah.core.config import ConfigError
+from bah.core.files import read_yaml
 
 MODES = ("TRAINING", "EVALUATION")
 DATASETS = ("MELD", "C-EXPR-DB", "C-EXPR-DB-CHALLENGE", "AH", "BAH_DB")
@@ -246,14 +247,7 @@ def _flag(dest: str) -> str:
 def load_yaml_defaults(path: os.PathLike, parser: argparse.ArgumentParser) -> Dict[str, Any]:
     """Read a YAML mapping of flag names (with or without '--') to default values."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise OptionsError(f"--config: file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise OptionsError(f"--config {path}: invalid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise OptionsError(f"--config {path}: the top level must be a mapping of flag names to values")
+    raw = read_yaml(path, OptionsError, what="--config: file", name=f"--config {path}")
     actions = _dests(parser)
     out: Dict[str, Any] = {}
     for key, value in raw.items():

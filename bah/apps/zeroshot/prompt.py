@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-import yaml
+
+from bah.core.files import read_yaml
 
 __all__ = ["PROMPTS_FILE", "Prompt", "PromptBook", "RenderedPrompt", "load_prompts", "PromptError"]
 
@@ -130,13 +131,5 @@ class PromptBook:
 
 def load_prompts(path: Optional[os.PathLike] = None) -> PromptBook:
     path = Path(path) if path else PROMPTS_FILE
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise PromptError(f"prompt file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise PromptError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise PromptError(f"{path}: the top level must be a mapping")
+    data = read_yaml(path, PromptError, what="prompt file")
     return PromptBook(data, str(path))

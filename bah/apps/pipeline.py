@@ -36,13 +36,14 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
+from bah.core.layout import LABEL_MODALITY
 from bah.core.config import ConfigError
 from bah.core.files import config_hash, read_yaml, write_json, write_yaml
 from bah.core.registry import Registry
 
 log = logging.getLogger("bah.apps.pipeline")
 
-LABEL = "EXPR_continuous_label"
+LABEL = LABEL_MODALITY
 WEIGHTS_ENV = "BAH_WEIGHTS"
 STAGE_SECTIONS = ("synth", "manifest", "faces", "features", "labels", "index")
 TOP_KEYS = {"name", "description", "reproduces", "weights", "data_root", "out", "train", "pipeline",
@@ -53,8 +54,6 @@ PIPELINE_DEFAULTS = {"parallel": 2, "features_parallel": 1, "min_fraction": 0.1,
 # own summary lines and progress bars still show.
 _QUIET_CLI = ("import logging, sys; logging.basicConfig(level=logging.WARNING); "
               "from bah import cli; sys.exit(cli.main(sys.argv[1:]))")
-# feature extractors that read the face stage's output
-FACE_EXTRACTORS = {"landmarks", "dlib-face", "ir50", "resnet"}
 
 # The built-in synthetic demo. Sizes measured on the shared 2-core machine: the whole run takes
 # about 3 minutes there (synth ~55 s, faces ~37 s with 2 processes, features ~11 s, training ~45 s).
@@ -226,7 +225,6 @@ class Step:
 
 
 STEPS: Registry[Step] = Registry("pipeline step")
-ORDER = ("synth", "manifest", "faces", "features", "labels", "index", "train", "report")  # Registry.list() sorts
 
 
 def _stage(ctx: Context, command: str, *extra: str, data_root: bool = True) -> List[str]:
@@ -267,7 +265,10 @@ def _needs_faces(ctx: Context) -> bool:
         return bool(mode)
     mods = set(str(ctx.cfg["train"]["modality"]).split("+"))
     extractors = set((ctx.cfg.get("features") or {}).get("extractors") or ())
-    return "video" in mods or bool(extractors & FACE_EXTRACTORS)
+    from bah.stages.features import EXTRACTORS
+
+    # the vision extractors read the face stage's output
+    return "video" in mods or any(EXTRACTORS.get(e).modality == "vision" for e in extractors if e in EXTRACTORS)
 
 
 def _step_synth(ctx: Context) -> None:
@@ -415,7 +416,7 @@ def run_pipeline(cfg: Mapping[str, Any], out: Path, data_root: Optional[Path] = 
     write_yaml(config_file, {**cfg, **stage_cfg, "data_root": str(data_root), "out": str(out / "work")})
     ctx = Context(cfg=cfg, out=out, data_root=data_root, config_file=config_file, verbose=verbose,
                   force=tuple(force))
-    todo = [n for n in ORDER if STEPS.get(n).applies(ctx)]
+    todo = [n for n in STEPS.ordered() if STEPS.get(n).applies(ctx)]
     timings: Dict[str, Any] = {}
     root = logging.getLogger()
     t_all = time.perf_counter()

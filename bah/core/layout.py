@@ -16,6 +16,8 @@ DATA_FOLDER = "compacted_48"
 MANIFEST = "manifest.jsonl"
 DATASET_INFO = "dataset_info.pkl"
 INDEX_JSON = "dataset_index.json"
+# The per-frame label array is stored and listed in --modality like a feature, under this name.
+LABEL_MODALITY = "EXPR_continuous_label"
 
 
 def features_root(out: PathLike) -> Path:

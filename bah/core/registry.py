@@ -47,6 +47,10 @@ class Registry(Generic[T]):
     def list(self) -> List[str]:
         return sorted(self._items)
 
+    def ordered(self) -> List[str]:
+        """Names in registration order, for kinds whose order means something (pipeline steps)."""
+        return list(self._items)
+
     def __contains__(self, name: object) -> bool:
         return name in self._items
 

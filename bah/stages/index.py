@@ -27,13 +27,12 @@ import numpy as np
 from bah.core.config import ConfigError, section
 from bah.data import format_video_split_line
 from bah.core.files import atomic_path, read_jsonl, write_json, write_text
-from bah.core.layout import DATA_FOLDER, INDEX_JSON, dataset_info_path, features_root, stage_dir, video_dir
+from bah.core.layout import DATA_FOLDER, INDEX_JSON, LABEL_MODALITY, dataset_info_path, features_root, stage_dir, video_dir
 
 log = logging.getLogger(__name__)
 
 STAGE = "index"
 SPLITS = ("train", "val", "test")
-LABEL_MODALITY = "EXPR_continuous_label"
 INDEX_VERSION = 1
 SPLIT_DIR = "split"
 # Byte for byte the original's class_id.yaml (no trailing newline).

@@ -27,14 +27,14 @@ import numpy as np
 
 from bah.core.config import ConfigError, section
 from bah.core.files import config_hash, save_npy, write_bytes, write_jsonl
-from bah.core.layout import stage_dir, video_dir
+from bah.core.layout import LABEL_MODALITY, stage_dir, video_dir
 from bah.core.registry import Registry
 from bah.core.status import StageStatus
 
 log = logging.getLogger(__name__)
 
 STAGE = "labels"
-LABEL_FILE = "EXPR_continuous_label.npy"
+LABEL_FILE = f"{LABEL_MODALITY}.npy"
 BACKUP_SUFFIX = ".bak"
 
 # Where per-frame labels come from (one entry per kind of source).

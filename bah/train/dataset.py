@@ -20,14 +20,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from bah.core.layout import LABEL_MODALITY
+from bah.models.base import DEFAULT_DIMS
 from bah.train.normalization import Stats, normalise
 from bah.train.windows import item_rows, train_items
 
 log = logging.getLogger(__name__)
 
-LABEL = "EXPR_continuous_label"
+LABEL = LABEL_MODALITY
 SPLITS = ("train", "val", "test")
-DEFAULT_DIMS = {"vggish": 128, "bert": 768}  # used only for compat zeros when a file is missing
 
 
 class DataError(ValueError):
@@ -174,7 +175,7 @@ class WindowDataset(Dataset):
                 if not self.compat or m in ("video", LABEL):
                     raise DataError(f"video {v.video_id}: missing feature file {f}")
                 log.warning("video %s: %s missing, using zeros (compat)", v.video_id, f)
-                dim = self.dims.get(m) or DEFAULT_DIMS.get(m, 1)
+                dim = self.dims.get(m) or (DEFAULT_DIMS.get(m) or 1)
                 a = np.zeros((v.length, dim), np.float32)
             else:
                 try:

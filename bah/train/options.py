@@ -18,12 +18,12 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
+from bah.core.layout import LABEL_MODALITY
 from bah.core.config import ConfigError
 from bah.core.files import read_yaml
 
 MODES = ("TRAINING", "EVALUATION")
 DATASETS = ("MELD", "C-EXPR-DB", "C-EXPR-DB-CHALLENGE", "AH", "BAH_DB")
-LABEL_MODALITY = "EXPR_continuous_label"
 SUPERVISION = ("video_fr_sup", "video_global_sup")
 EVAL_SETS = ("train", "val", "test")
 AGGREGATIONS = ("FRAMES_VOTE", "FRAMES_AVG_PROBS", "FRAMES_AVG_LOGITS")

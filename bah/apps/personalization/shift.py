@@ -22,11 +22,11 @@ import numpy as np
 
 from bah.core.config import section
 from bah.core.files import save_npy, write_json, write_text
-from bah.core.layout import video_dir
+from bah.core.layout import LABEL_MODALITY, video_dir
 
 log = logging.getLogger(__name__)
 
-LABEL = "EXPR_continuous_label"
+LABEL = LABEL_MODALITY
 
 
 @section("shift")

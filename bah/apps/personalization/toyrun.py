@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 from torch.utils.data import DataLoader
 
+from bah.core.layout import LABEL_MODALITY
 from bah.train.dataset import collate
 
 
@@ -25,7 +26,7 @@ def train_source_run(dataset_path: Path, run_dir: Path, modalities: Sequence[str
     from bah.train.trainer import build_datasets, modality_dims, save_best_model, seed_everything
 
     o = parse_options(["--dataset_path", str(dataset_path), "--model_name", model_name,
-                       "--modality", "+".join([*modalities, "EXPR_continuous_label"]),
+                       "--modality", "+".join([*modalities, LABEL_MODALITY]),
                        "--window_length", str(window), "--hop_length", str(hop), "--seed", str(seed),
                        "--num_workers", "0", "--device", "cpu"])
     data = build_datasets(o, splits=("train",))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -77,6 +77,7 @@ class Extractor:
 
     name: str = ""
     stem: str = ""
+    result_keys: Tuple[str, ...] = ()  # FeatureConfig fields that change this extractor's output
     modality: str = ""
 
     def __init__(self, settings: Any = None):

@@ -3,7 +3,7 @@ settings that change their numbers (only those enter each extractor's status has
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 from bah.core.config import section
 from bah.core.files import config_hash
@@ -11,13 +11,6 @@ from bah.core.files import config_hash
 STAGE = "features"
 VERSION = 1  # bump when an extractor's output changes for the same settings
 
-# Settings that change each extractor's numbers; only these enter its status hash.
-RESULT_KEYS: Dict[str, Tuple[str, ...]] = {
-    "vggish": ("vggish_weights", "compat"),
-    "bert": ("text_model", "text_alignment", "text_fill", "text_max_length"),
-    "ir50": ("ir50_weights", "amp"),
-    "resnet": ("resnet_path", "amp"),
-}
 
 
 @section("features")
@@ -62,5 +55,10 @@ class FeatureConfig:
             raise ValueError("batch sizes must be >= 1")
 
     def result_hash(self, name: str) -> str:
+        # each extractor names the settings that change its numbers (``result_keys``); only
+        # those enter its status hash, so changing one extractor's setting redoes only it
+        from bah.stages.features import EXTRACTORS
+
         d = asdict(self)
-        return config_hash({"extractor": name, "version": VERSION, **{k: d[k] for k in RESULT_KEYS.get(name, ())}})
+        keys = EXTRACTORS.get(name).result_keys
+        return config_hash({"extractor": name, "version": VERSION, **{k: d[k] for k in keys}})

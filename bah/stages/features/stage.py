@@ -22,7 +22,7 @@ from bah.core.config import ConfigError
 from bah.stages.features import EXTRACTORS
 from bah.stages.features.base import Extractor, VideoInput
 from bah.stages.features.text import ALIGNMENTS
-from bah.stages.features.settings import RESULT_KEYS, STAGE, VERSION, FeatureConfig  # noqa: F401
+from bah.stages.features.settings import STAGE, VERSION, FeatureConfig  # noqa: F401
 from bah.core.files import save_npy, write_json
 from bah.core.layout import stage_dir, video_dir
 from bah.core.shards import resolve_block, take_block

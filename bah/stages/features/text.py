@@ -240,6 +240,7 @@ class BertExtractor(Extractor):
     """Token embeddings of a BERT-family model, aligned to frames; ``bert.npy`` whatever the model."""
 
     modality = "text"
+    result_keys = ("text_model", "text_alignment", "text_fill", "text_max_length")
 
     def __init__(self, settings=None, encoder: Optional[TextEncoder] = None):
         super().__init__(settings)

@@ -99,6 +99,8 @@ class VGGishExtractor(Extractor):
     forward-looking examples hopped by 1/fps and its one-row shift (frame i gets row i+1).
     """
 
+    result_keys = ("vggish_weights", "compat")
+
     modality = "audio"
 
     def __init__(self, settings=None, model: Optional[nn.Module] = None):

@@ -106,6 +106,8 @@ class TorchFaceExtractor(Extractor):
 class IR50Extractor(TorchFaceExtractor):
     """512-d L2-normalised IR-50 embeddings (``res50_ir_0.887.pth``) of the 40x40 centre crop."""
 
+    result_keys = ("ir50_weights", "amp")
+
     def __init__(self, settings=None, model=None):
         super().__init__(settings)
         if model is None:
@@ -151,6 +153,8 @@ def load_resnet_folder(folder: Path):
 class ResNetExtractor(TorchFaceExtractor):
     """torchvision ResNet-18..152 from a user checkpoint folder; faces resized to the
     backbone's input size (112 by default), L2-normalised."""
+
+    result_keys = ("resnet_path", "amp")
 
     def __init__(self, settings=None, model=None):
         super().__init__(settings)

@@ -229,6 +229,24 @@ class WindowDataset(Dataset):
                 "start": s, "end": e}
 
 
+class EpochShuffle(torch.utils.data.Sampler):
+    """A random order per epoch, seeded by ``seed + epoch``: one loader (and its persistent
+    workers) serves every epoch, and a resumed run replays the same order."""
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed, self.epoch = int(n), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
 def _stack(arrays: Sequence[np.ndarray]) -> torch.Tensor:
     """Stack into one tensor; inside a loader worker, straight into shared memory, so the batch
     is not copied again when it is sent to the main process (what default_collate does)."""

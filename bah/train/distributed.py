@@ -29,6 +29,16 @@ class DistInfo:
         return self.rank == 0
 
 
+def job_cpus() -> int:
+    """CPUs this job may use: a SLURM allocation or the process's CPU affinity, not the machine's count."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        return int(slurm)
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return os.cpu_count() or 1
+
+
 def pick_device(requested: Optional[str], local_rank: int = 0) -> torch.device:
     if requested:
         dev = torch.device(requested)

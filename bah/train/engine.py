@@ -20,14 +20,24 @@ from tqdm import tqdm
 from bah.train.windows import stitch, window_bounds
 
 
+def amp_dtype_of(device: torch.device, dtype: str) -> torch.dtype:
+    """``--amp_dtype``: ``auto`` is bfloat16 where the device has it (no loss scaling needed,
+    fp32's exponent range), float16 elsewhere (pre-Ampere GPUs)."""
+    if dtype == "auto":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16
+    return getattr(torch, dtype)
+
+
 def autocast(device: torch.device, enabled: bool, dtype: str = "float16"):
     if not enabled:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
+    return torch.autocast(device_type=device.type, dtype=amp_dtype_of(device, dtype))
 
 
 def make_scaler(device: torch.device, amp: bool, dtype: str) -> Optional[torch.amp.GradScaler]:
-    return torch.amp.GradScaler(device.type) if amp and dtype == "float16" else None
+    return torch.amp.GradScaler(device.type) if amp and amp_dtype_of(device, dtype) == torch.float16 else None
 
 
 def step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler=None, clip_grad: float = 0.0) -> None:
@@ -59,35 +69,78 @@ def to_device(batch: Mapping[str, Any], device: torch.device, transform: Optiona
     return out
 
 
+def optimise_backbone(model: torch.nn.Module, channels_last: bool = False, compile: bool = False) -> torch.nn.Module:
+    """Channels-last memory format and ``torch.compile`` for the face backbone, in place.
+
+    Only the backbone: it is where nearly all the arithmetic is (IR-50, 3 GMAC per 40 px face),
+    its input shape is fixed during training, and it has no data-dependent branches; the temporal
+    and fusion parts see a new length per evaluation video and branch on the mask. ``compile``
+    uses ``nn.Module.compile`` so parameter names and checkpoints are unchanged."""
+    vis = getattr(model, "_visual", None)
+    if vis is None:
+        return model
+    if channels_last:
+        vis.to(memory_format=torch.channels_last)
+    if compile:
+        vis.compile()
+    return model
+
+
 def frame_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over the frames the mask keeps (all frames, padded duplicates too, in compat)."""
-    return F.cross_entropy(logits[mask].float(), target[mask])
+    """Cross-entropy over the frames the mask keeps (all frames, padded duplicates too, in compat).
+
+    The mean over kept frames is a masked sum, not ``logits[mask]``: boolean indexing has a
+    data-dependent size and would make the host wait for the device at every step."""
+    per_frame = F.cross_entropy(logits.float().flatten(0, 1), target.flatten(), reduction="none")
+    keep = mask.flatten()
+    return torch.where(keep, per_frame, 0.0).sum() / keep.sum().clamp_min(1)
 
 
 def train_one_epoch(model, optimizer, loader, device, epoch: int, *, scaler=None, amp: bool = False,
                     amp_dtype: str = "float16", transform=None, generator=None, supervision: str = "video_fr_sup",
-                    scheduler=None, clip_grad: float = 0.0, progress: bool = True) -> Dict[str, float]:
+                    scheduler=None, clip_grad: float = 0.0, progress: bool = True,
+                    log_every: int = 50) -> Dict[str, float]:
+    """One pass over ``loader``. The loss is summed on the device and read (with the
+    non-finite check) every ``log_every`` steps and at the end, so the host never waits for
+    the device inside the loop; a non-finite loss still stops the epoch, naming its batch."""
     model.train()
-    total, n_batches, n_windows, t0 = 0.0, 0, 0, time.perf_counter()
+    total = torch.zeros((), dtype=torch.float32, device=device)
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)  # first batch with a non-finite loss
+    recent_ids: Dict[int, Any] = {}
+    n_batches, n_windows, t0 = 0, 0, time.perf_counter()
     key = "global_target" if supervision == "video_global_sup" else "target"
     bar = tqdm(loader, desc=f"train {epoch}", unit="batch", disable=not progress, leave=False)
+
+    def check(i: int) -> float:
+        bad = int(first_bad)
+        if bad >= 0:
+            raise FloatingPointError(f"epoch {epoch}, batch {bad}: loss is not finite "
+                                     f"(videos {recent_ids.get(bad, '?')})")
+        mean = float(total) / max(n_batches, 1)
+        bar.set_postfix(loss=f"{mean:.4f}", win_s=f"{n_windows / (time.perf_counter() - t0):.1f}")
+        recent_ids.clear()
+        return mean
+
     for i, batch in enumerate(bar):
         if scheduler is not None and scheduler.per_batch:
             scheduler.step_update(i / max(len(loader), 1))
+        recent_ids[i] = batch["video_id"]
         batch = to_device(batch, device, transform, generator)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, amp, amp_dtype):
             out = model(batch["inputs"], mask=batch["mask"])
         loss = frame_loss(out["logits"], batch[key], batch["mask"])
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"epoch {epoch}, batch {i}: loss is {loss.item()} (videos {batch['video_id']})")
         step(loss, optimizer, scaler, clip_grad)
-        total += loss.item()
+        loss = loss.detach()
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), i, first_bad)
+        total += loss
         n_batches += 1
         n_windows += len(batch["video_id"])
-        bar.set_postfix(loss=f"{total / n_batches:.4f}", win_s=f"{n_windows / (time.perf_counter() - t0):.1f}")
+        if n_batches % log_every == 0:
+            check(i)
+    mean = check(n_batches - 1)
     secs = time.perf_counter() - t0
-    return {"loss": total / max(n_batches, 1), "windows": n_windows, "seconds": secs,
+    return {"loss": mean, "windows": n_windows, "seconds": secs,
             "windows_per_s": n_windows / secs if secs > 0 else 0.0}
 
 
@@ -101,7 +154,7 @@ def _slice_inputs(inputs: Mapping[str, torch.Tensor], s: int, e: int, length: in
     return out
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(model, loader, device, *, transform=None, amp: bool = False, amp_dtype: str = "float16",
             fixed_length: Optional[int] = None, hop_length: int = 1, keep_amp_dtype: bool = False,
             progress: bool = True, desc: str = "eval") -> Dict[str, Dict[str, np.ndarray]]:
@@ -113,6 +166,8 @@ def predict(model, loader, device, *, transform=None, amp: bool = False, amp_dty
     preds: Dict[str, Dict[str, np.ndarray]] = {}
     t0 = time.perf_counter()
     for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+        masks, targets = batch["mask"].cpu().numpy(), batch["target"].cpu().numpy()
+        video_targets = batch["video_target"].tolist()
         batch = to_device(batch, device, transform)
         mask = batch["mask"]
         with autocast(device, amp, amp_dtype):
@@ -120,13 +175,14 @@ def predict(model, loader, device, *, transform=None, amp: bool = False, amp_dty
                 logits = model(batch["inputs"], mask=mask)["logits"]
             else:
                 logits = _windowed(model, batch, fixed_length, hop_length)
-        if not keep_amp_dtype:
-            logits = logits.float()
+        if not keep_amp_dtype or logits.dtype == torch.bfloat16:
+            logits = logits.float()  # numpy has no bfloat16; float32 holds every bf16 value exactly
+        logits = logits.cpu().numpy()  # one transfer per batch
         for b, vid in enumerate(batch["video_id"]):
-            m = mask[b].cpu().numpy()
-            lab = batch["target"][b].cpu().numpy()[m]
-            preds[vid] = {"labels": lab.astype(np.int64), "logits": logits[b].cpu().numpy()[m],
-                          "g_labels": np.full(len(lab), int(batch["video_target"][b]), np.int64)}
+            m = masks[b]
+            lab = targets[b][m]
+            preds[vid] = {"labels": lab.astype(np.int64), "logits": logits[b][m],
+                          "g_labels": np.full(len(lab), int(video_targets[b]), np.int64)}
     preds_time = time.perf_counter() - t0
     for v in preds.values():
         v.setdefault("seconds", preds_time / max(len(preds), 1))

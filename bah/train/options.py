@@ -27,7 +27,7 @@ DATASETS = ("MELD", "C-EXPR-DB", "C-EXPR-DB-CHALLENGE", "AH", "BAH_DB")
 SUPERVISION = ("video_fr_sup", "video_global_sup")
 EVAL_SETS = ("train", "val", "test")
 AGGREGATIONS = ("FRAMES_VOTE", "FRAMES_AVG_PROBS", "FRAMES_AVG_LOGITS")
-AMP_DTYPES = ("float16", "bfloat16")
+AMP_DTYPES = ("float16", "bfloat16", "auto")  # auto: bfloat16 where the device has it, else float16 + GradScaler
 # --eval_metric names -> keys of bah.metrics.frame.frame_metrics, derived from the METRICS registry
 # (registry name in upper case and the original's perf key), plus the paper's and the original
 # constant's names for the two headline metrics.
@@ -228,6 +228,17 @@ def get_args_parser(add_help: bool = True, include_common: bool = True) -> argpa
     g.add_argument("--metrics", default="nrmse", help="(original flag, unused)")
     g.add_argument("--save_plot", type=str2bool, default=True)
 
+    g = p.add_argument_group("speed", "how fast, not what: none of these changes the numbers beyond float rounding")
+    g.add_argument("--channels_last", type=str2bool, default=True,
+                   help="face backbone in channels-last memory format on CUDA (faster convolutions)")
+    g.add_argument("--compile", type=str2bool, nargs="?", const=True, default=False,
+                   help="torch.compile the face backbone (minutes of compilation at start-up)")
+    g.add_argument("--pin_memory", type=str2bool, default=True, help="page-locked loader batches on CUDA")
+    g.add_argument("--persistent_workers", type=str2bool, default=True,
+                   help="keep the loader workers between epochs instead of re-forking them")
+    g.add_argument("--log_every", type=int, default=50,
+                   help="read the running training loss every N steps (each read waits for the device)")
+
     g = p.add_argument_group("evaluation mode")
     g.add_argument("--fd_exp", default=None, help="run folder to evaluate (or a released best-model/ folder)")
     g.add_argument("--eval_set", default="test", choices=EVAL_SETS)
@@ -328,6 +339,10 @@ def validate(o: Options) -> None:
     for name in ("window_length", "hop_length", "train_batch_size", "eval_batch_size", "num_epochs"):
         if getattr(o, name) < 1:
             _fail(name, f"must be >= 1, got {getattr(o, name)}")
+    if o.log_every < 1:
+        _fail("log_every", f"must be >= 1, got {o.log_every}")
+    if o.compat and o.amp_dtype == "auto":
+        o.amp_dtype = "float16"  # the original's AMP
     for name in ("num_workers", "min_num_epochs", "early_stopping", "fold_to_run", "opt__patience", "seed"):
         if getattr(o, name) < 0:
             _fail(name, f"must be >= 0, got {getattr(o, name)}")

@@ -17,8 +17,8 @@ import torch
 from bah.train import engine
 from bah.train.augmentation import FaceTransform
 from bah.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from bah.train.dataset import WindowDataset, collate, load_index, split_records, subsample
-from bah.train.distributed import DistInfo, all_gather_objects, barrier, init_distributed, shutdown
+from bah.train.dataset import EpochShuffle, WindowDataset, collate, load_index, split_records, subsample
+from bah.train.distributed import DistInfo, all_gather_objects, barrier, init_distributed, job_cpus, shutdown
 from bah.train.early_stopping import EarlyStopping
 from bah.train.normalization import load_or_compute_stats
 from bah.train.optim import create_optimizer, create_scheduler, optimizer_kwargs, scheduler_kwargs
@@ -34,9 +34,10 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    if deterministic:
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
+    # benchmark: cudnn times the candidate convolution algorithms once per shape and keeps the
+    # fastest, which may differ between runs; so only when determinism is not asked for.
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
 
 
 def build_datasets(o: Options, splits: Sequence[str] = ("train", "val", "test"),
@@ -95,19 +96,23 @@ def release_backbone(model, optimizer, o: Options, epoch: int, released: int) ->
 
 # --------------------------------------------------------------------------- loaders
 def make_loader(ds: WindowDataset, batch: int, train: bool, o: Options, info: DistInfo, epoch_seed: int = 0):
+    """Training: shuffled per epoch by ``loader.sampler.set_epoch``; build it once, so that
+    persistent workers live through the run. Workers: ``--num_workers``, at most the CPUs the
+    job has; batches page-locked on CUDA for asynchronous copies."""
     from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-    kw = dict(batch_size=batch, collate_fn=collate, num_workers=o.num_workers,
-              pin_memory=info.device.type == "cuda", persistent_workers=False)
-    if o.num_workers > 0:
+    workers = min(o.num_workers, job_cpus())
+    kw = dict(batch_size=batch, collate_fn=collate, num_workers=workers,
+              pin_memory=info.device.type == "cuda" and o.pin_memory,
+              persistent_workers=workers > 0 and o.persistent_workers)
+    if workers > 0:
         kw["prefetch_factor"] = 4
     if train:
-        g = torch.Generator()
-        g.manual_seed(epoch_seed)
         if info.distributed:
-            sampler = DistributedSampler(ds, info.world_size, info.rank, shuffle=True, seed=o.seed)
-            return DataLoader(ds, sampler=sampler, generator=g, **kw)
-        return DataLoader(ds, shuffle=True, generator=g, **kw)
+            sampler = DistributedSampler(ds, info.world_size, info.rank, shuffle=True, seed=epoch_seed)
+        else:
+            sampler = EpochShuffle(len(ds), epoch_seed)
+        return DataLoader(ds, sampler=sampler, **kw)
     # evaluation: each rank takes every world_size-th video, results are gathered
     idx = list(range(info.rank, len(ds), info.world_size))
     return DataLoader(Subset(ds, idx), shuffle=False, **kw)
@@ -150,6 +155,7 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
     dims = modality_dims(data["train"])
     seed_everything(o.seed, o.deterministic)  # model init independent of data-loading RNG use
     model = build_model(o.model_name, dims, o.compat, **model_kwargs(o)).to(info.device)
+    engine.optimise_backbone(model, channels_last=o.channels_last and info.device.type == "cuda", compile=o.compile)
     if o.use_pretrained_w:
         load_pretrained(model, o)
     base_model = model
@@ -187,12 +193,11 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
     eval_tf = FaceTransform(o.face_resize, o.face_crop, train=False)
     key = select_key(o)
     val_loader = make_loader(data["val"], o.eval_batch_size, False, o, info)
+    loader = make_loader(data["train"], o.train_batch_size, True, o, info, o.seed)
     for epoch in range(st.epoch, o.num_epochs):
         # every epoch draws from seed + epoch: a resumed run replays exactly the same batches
         seed_everything(o.seed + epoch, o.deterministic)
-        loader = make_loader(data["train"], o.train_batch_size, True, o, info, o.seed + epoch)
-        if info.distributed:
-            loader.sampler.set_epoch(epoch)
+        loader.sampler.set_epoch(epoch)
         gen = torch.Generator(device=info.device).manual_seed(o.seed + epoch + 1_000_003 * (info.rank + 1))
         released = release_backbone(base_model, optimizer, o, epoch, st.released)
         if released != st.released:
@@ -202,7 +207,8 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
         tr = engine.train_one_epoch(model, optimizer, loader, info.device, epoch, scaler=scaler, amp=o.amp,
                                     amp_dtype=o.amp_dtype, transform=train_tf, generator=gen,
                                     supervision=o.train_supervision_type, scheduler=scheduler,
-                                    clip_grad=o.opt__clip_grad, progress=o.verbose and info.is_main)
+                                    clip_grad=o.opt__clip_grad, progress=o.verbose and info.is_main,
+                                    log_every=o.log_every)
         losses = all_gather_objects(tr, info)
         t_eval = time.perf_counter()
         preds = gather_predictions(engine.predict(base_model, val_loader, info.device, transform=eval_tf, amp=o.amp,
@@ -319,6 +325,7 @@ def evaluate_run(o: Options) -> Dict[str, Any]:
     except ImportError:
         model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
     model.to(info.device)
+    engine.optimise_backbone(model, channels_last=so.channels_last and info.device.type == "cuda", compile=so.compile)
     loader = make_loader(ds, so.eval_batch_size, False, so, info)
     preds = gather_predictions(engine.predict(model, loader, info.device,
                                               transform=FaceTransform(so.face_resize, so.face_crop, train=False),

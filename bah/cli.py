@@ -32,6 +32,9 @@ COMMANDS = {
     "zeroshot": ("bah.apps.zeroshot.cli", "zero-shot A/H prediction with (multimodal) language models"),
     "personalize": ("bah.apps.personalization.cli", "per-participant domain adaptation of a trained run"),
     "personalize-report": ("bah.apps.personalization.cli", "Table-24-style report of personalisation runs"),
+    "fit-video": ("bah.apps.challenge.cli", "video-level A/H learners: protocols, calibration, seed ensembles"),
+    "submit": ("bah.apps.challenge.cli", "write an ABAW challenge submission file (trial-K.txt) from a video run"),
+    "validate-submission": ("bah.apps.challenge.cli", "check a challenge submission file against the template"),
 }
 
 

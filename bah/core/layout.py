@@ -32,6 +32,32 @@ def video_dir(out: PathLike, video_id: str) -> Path:
     return features_root(out) / video_id
 
 
+def video_key(video_id: str) -> str:
+    """A video id as one flat file name: ``/`` becomes ``__``, the ``.mp4`` is kept.
+
+    Used by the video-level outputs (``<out>/video_features/<name>/<key>.npz``,
+    ``<out>/transcripts/<key>.json``), where one folder holds every video.
+    """
+    parts = Path(video_id).parts
+    if not parts or Path(video_id).is_absolute() or ".." in parts:
+        raise ValueError(f"unsafe video id {video_id!r}")
+    return video_id.replace("/", "__")
+
+
+def transcripts_root(out: PathLike) -> Path:
+    return Path(out) / "transcripts"
+
+
+def transcript_path(out: PathLike, video_id: str) -> Path:
+    """``<out>/transcripts/<key>.json`` written by ``bah transcribe``."""
+    return transcripts_root(out) / f"{video_key(video_id)}.json"
+
+
+def video_features_dir(out: PathLike, name: str) -> Path:
+    """``<out>/video_features/<extractor>``: one ``<key>.npz`` per video and ``meta.json``."""
+    return Path(out) / "video_features" / name
+
+
 def manifest_path(out: PathLike) -> Path:
     return Path(out) / MANIFEST
 

@@ -22,6 +22,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_pr_curve",
     "plot_roc_curve",
+    "plot_threshold_curve",
     "plot_video_timeline",
     "plot_participant_bars",
     "ah_intervals",
@@ -224,6 +225,29 @@ def plot_roc_curve(labels: Any, dest: PathLike, logits: Any = None, probs: Any =
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
     ax.set_title(title or "ROC (With A-H)")
+    return _save(fig, dest)
+
+
+def plot_threshold_curve(thresholds: Any, f1: Any, dest: PathLike, chosen: float, smoothed: Any = None,
+                         band: Optional[Tuple[float, float]] = None, label: str = "macro F1",
+                         title: Optional[str] = None) -> Path:
+    """Macro F1 against the decision threshold, the smoothed curve, the plateau ``band`` (shaded)
+    and the chosen threshold (vertical line)."""
+    t = np.asarray(thresholds, dtype=np.float64)
+    fig = _figure(6.0, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(t, np.asarray(f1, dtype=np.float64), lw=1, alpha=0.6, label=label)
+    if smoothed is not None:
+        ax.plot(t, np.asarray(smoothed, dtype=np.float64), lw=2, label=f"{label}, smoothed")
+    if band is not None:
+        ax.axvspan(band[0], band[1], color="tab:green", alpha=0.15, label=f"plateau {band[0]:.2f}-{band[1]:.2f}")
+    ax.axvline(chosen, color="tab:red", ls="--", label=f"threshold {chosen:.4g}")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("threshold on p(With A-H)")
+    ax.set_ylabel("macro F1 (AVGF1)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower center", fontsize="small")
+    ax.set_title(title or "macro F1 vs threshold")
     return _save(fig, dest)
 
 

@@ -11,7 +11,7 @@ annotated A/H segments (videos without an annotation skip the window term).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -143,11 +143,11 @@ class MILLearner(VideoLearner):
         self.lr, self.weight_decay, self.batch_size = float(lr), float(weight_decay), int(batch_size)
         self.window_weight, self.dropout, self.lse_r = float(window_weight), float(dropout), float(lse_r)
 
-    def _batch(self, table: VideoTable, rows: Sequence[int]):
-        inputs = {}
-        mask = None
+    def _tensors(self, table: VideoTable):
+        """Standardised, padded windows of every row, built once per fit / predict call."""
+        inputs, mask = {}, None
         for m in self.names:
-            seqs = [(table.windows[m][i] - self.mean[m]) / self.std[m] for i in rows]
+            seqs = [(w - self.mean[m]) / self.std[m] for w in table.windows[m]]
             arr, mask = _pad(seqs, self.mean[m].shape[0])
             inputs[m] = torch.from_numpy(arr)
         return inputs, torch.from_numpy(mask)
@@ -166,41 +166,41 @@ class MILLearner(VideoLearner):
         opt = torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         rng = np.random.default_rng(seed)
         bce = nn.functional.binary_cross_entropy_with_logits
+        inputs_all, mask_all = self._tensors(table)
+        wtarget, wknown = self._window_targets(table, mask_all)
+        target_all = torch.from_numpy(y.astype(np.float32))
         self.net.train()
         for _ in range(self.epochs):
-            order = rng.permutation(len(table))
+            order = torch.from_numpy(rng.permutation(len(table)))
             for start in range(0, len(order), self.batch_size):
                 rows = order[start: start + self.batch_size]
-                inputs, mask = self._batch(table, rows)
-                out = self.net(inputs, mask)
-                target = torch.from_numpy(y[rows].astype(np.float32))
-                loss = bce(out["logits"], target)
-                if self.window_weight > 0:
-                    loss = loss + self.window_weight * self._window_loss(table, rows, out["window_logits"], mask)
+                mask = mask_all[rows]
+                out = self.net({m: x[rows] for m, x in inputs_all.items()}, mask)
+                loss = bce(out["logits"], target_all[rows])
+                known = wknown[rows]
+                if self.window_weight > 0 and bool(known.any()):
+                    wl = bce(out["window_logits"], wtarget[rows], reduction="none")
+                    loss = loss + self.window_weight * (wl * known).sum() / known.sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
         self.net.eval()
         return self
 
-    def _window_loss(self, table: VideoTable, rows: Sequence[int], scores: torch.Tensor, mask: torch.Tensor):
-        target = torch.zeros_like(scores)
-        known = torch.zeros_like(mask)
-        for k, i in enumerate(rows):
-            wl = table.window_labels[i] if table.window_labels else None
+    @staticmethod
+    def _window_targets(table: VideoTable, mask: torch.Tensor):
+        """(n, Wmax) window labels and where they are known (annotated videos, real windows)."""
+        target = torch.zeros(mask.shape, dtype=torch.float32)
+        known = torch.zeros(mask.shape, dtype=torch.bool)
+        for i, wl in enumerate(table.window_labels or ()):
             if wl is not None and len(wl):
-                target[k, : len(wl)] = torch.from_numpy(wl)
-                known[k, : len(wl)] = True
-        if not bool(known.any()):
-            return scores.sum() * 0.0
-        loss = nn.functional.binary_cross_entropy_with_logits(scores, target, reduction="none")
-        return (loss * known).sum() / known.sum()
+                target[i, : len(wl)] = torch.from_numpy(wl)
+                known[i, : len(wl)] = True
+        return target, known
 
     @torch.no_grad()
     def predict(self, table: VideoTable) -> np.ndarray:
-        out: List[np.ndarray] = []
-        for start in range(0, len(table), 256):
-            rows = list(range(start, min(start + 256, len(table))))
-            inputs, mask = self._batch(table, rows)
-            out.append(torch.sigmoid(self.net(inputs, mask)["logits"]).double().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+        if len(table) == 0:
+            return np.zeros(0)
+        inputs, mask = self._tensors(table)
+        return torch.sigmoid(self.net(inputs, mask)["logits"]).double().numpy()

@@ -106,7 +106,7 @@ def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    from .report import TestSelectionError
+    from .report import SelectionLeakError
     from .submission import SubmissionError, read_template, validate_submission, write_submission
 
     if not args.out:
@@ -116,7 +116,7 @@ def run_submit(args: argparse.Namespace) -> int:
         template = read_template(args.template) if args.template else None
         dest = write_submission(args.run, args.out, args.trial, template, probs=not args.no_probs,
                                 overwrite=args.overwrite)
-    except (SubmissionError, TestSelectionError, FileNotFoundError, ValueError) as exc:
+    except (SubmissionError, SelectionLeakError, FileNotFoundError, ValueError) as exc:
         print(f"bah submit: {exc}", file=sys.stderr)
         return 2
     from .report import predictions_path, read_predictions, read_run

@@ -28,7 +28,7 @@ from bah.metrics.plots import plot_threshold_curve
 from .calibration import CALIBRATIONS, GRID, SMOOTH_WINDOW, TOLERANCE, calibrate, f1_curve, plateau_threshold, smooth
 from .features import VideoTable, load_video_table
 from .protocol import ProtocolRun, run_protocol
-from .report import RUN_FILE, TestSelectionError, require_clean_selection
+from .report import RUN_FILE, SelectionLeakError, require_clean_selection
 from .settings import ChallengeConfig, candidate_specs
 
 __all__ = ["METRIC_KEYS", "score", "mean_std", "fit_video", "evaluate_candidate"]
@@ -135,7 +135,7 @@ def fit_video(cfg: ChallengeConfig, data_root: Path, run_dir: Path, source: Opti
     try:
         require_clean_selection(run)
         run["metrics"]["test"] = test
-    except TestSelectionError as exc:
+    except SelectionLeakError as exc:
         run["metrics"]["test"] = {"refused": str(exc)}
 
     run_dir = Path(run_dir)

@@ -166,7 +166,8 @@ def validate_submission(path: PathLike, template: Sequence[str], threshold: Opti
         rows.pop()  # the final newline
     index = {v: k for k, v in enumerate(template, 1)}
     seen: Dict[str, int] = {}
-    n_fields: Optional[int] = None
+    n_fields: Optional[int] = None  # set by the first line with 2 or 4 fields
+    first = 0
     scored: List[Tuple[float, int, int]] = []  # (p1, label, line)
     for lineno, row in enumerate(rows, 1):
         if row.endswith("\r"):
@@ -176,13 +177,15 @@ def validate_submission(path: PathLike, template: Sequence[str], threshold: Opti
             bad(lineno, "empty line")
             continue
         fields = row.split(",")
-        if n_fields is None:
-            n_fields = len(fields)
-            if n_fields not in (2, 4):
-                bad(lineno, f"{n_fields} fields; expected 4 (path,p0,p1,label) or 2 (path,label)")
+        usable = True
+        if len(fields) not in (2, 4):
+            bad(lineno, f"{len(fields)} fields; expected 4 (path,p0,p1,label) or 2 (path,label)")
+            usable = False
+        elif n_fields is None:
+            n_fields, first = len(fields), lineno
         elif len(fields) != n_fields:
-            bad(lineno, f"{len(fields)} fields; line 1 has {n_fields}")
-            continue
+            bad(lineno, f"{len(fields)} fields; line {first} has {n_fields}")
+            usable = False
         if any(f != f.strip() for f in fields):
             bad(lineno, "spaces around a field")
         vid = fields[0]
@@ -198,7 +201,7 @@ def validate_submission(path: PathLike, template: Sequence[str], threshold: Opti
             else:
                 bad(lineno, f"unknown video {vid!r}: not in the template (template line {lineno} is {expected!r})")
         seen.setdefault(vid, lineno)
-        if n_fields not in (2, 4) or len(fields) != n_fields:
+        if not usable:
             continue
         label_text = fields[-1]
         if label_text not in ("0", "1"):
@@ -206,7 +209,7 @@ def validate_submission(path: PathLike, template: Sequence[str], threshold: Opti
             label = None
         else:
             label = int(label_text)
-        if n_fields == 4:
+        if len(fields) == 4:
             p0, p1 = _float(fields[1]), _float(fields[2])
             if p0 is None or p1 is None:
                 bad(lineno, f"probabilities {fields[1]!r}, {fields[2]!r} are not numbers")

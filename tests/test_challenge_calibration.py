@@ -67,3 +67,15 @@ def test_f1_curve_matches_the_metric_at_one_threshold():
     curve = f1_curve(labels, probs)
     k = int(np.flatnonzero(GRID == 0.42)[0])
     assert curve[k] == frame_metrics(labels, preds=(probs >= 0.42).astype(int))["avgf1"]
+
+
+def test_threshold_curve_plot_is_a_png(tmp_path):
+    from bah.metrics.plots import plot_threshold_curve
+
+    c = _curve({(0.55, 0.75): 0.75})
+    p = plateau_threshold(c)
+    dest = plot_threshold_curve(GRID, c, tmp_path / "curve.png", p["threshold"], smoothed=smooth(c),
+                                band=(p["low"], p["high"]))
+    assert dest.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="PNG"):
+        plot_threshold_curve(GRID, c, tmp_path / "curve.pdf", 0.5)

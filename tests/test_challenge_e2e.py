@@ -85,3 +85,38 @@ def test_submit_then_validate(release, tmp_path, capsys):
     assert cli.main(["validate-submission", str(bad), "--template", str(template)]) == 1
     assert "trial-1.txt:1: wrong order" in capsys.readouterr().out
     assert cli.main(["submit", "--run", str(run_dir), "--trial", "5", "--out", str(out)]) == 2
+
+
+def test_config_file_bad_videos_and_an_unlabelled_test_split(tmp_path, capsys):
+    from bah.core.layout import video_features_dir, video_key
+
+    data, work = make_release(tmp_path / "rel", participants=20, videos=3, splits=(12, 3, 5))
+    test_split = data / "split" / "test.txt"
+    rows = [line.split(",", 2) for line in test_split.read_text().splitlines()]
+    test_split.write_text("".join(f"{r[0]},,{r[2]}\n" for r in rows))  # the private test: no labels
+    broken = Release(data).video_split("train")[0].video_id
+    (video_features_dir(work, "timing") / f"{video_key(broken)}.npz").write_bytes(b"not an npz")
+    cfg = tmp_path / "recipe.yaml"
+    cfg.write_text((cli_configs() / "video-text-timing.yaml").read_text())
+    out = tmp_path / "run"
+    rc = cli.main(["fit-video", "--config", str(cfg), "--data-root", str(data), "--work", str(work),
+                   "--out", str(out), "--seeds", "0", "--folds", "3"])
+    assert rc == 1  # the run finished, one video left out
+    run = json.loads((out / "video-run.json").read_text())
+    assert [f["video_id"] for f in run["failures"]] == [broken]
+    assert "unreadable npz" in run["failures"][0]["reason"]
+    assert json.loads((out / "failures.json").read_text()) == run["failures"]
+    assert run["splits"] == {"train": 35, "val": 9, "test": 15}
+    assert run["metrics"]["test"] == {"unlabelled": 15}
+    assert "unlabelled (15 videos)" in capsys.readouterr().out
+    sub = tmp_path / "sub"
+    assert cli.main(["submit", "--run", str(out), "--template", str(test_split), "--trial", "0", "--out", str(sub)]) == 0
+    assert len((sub / "trial-0.txt").read_text().splitlines()) == 15
+    assert cli.main(["fit-video", "--recipe", "no-such-recipe", "--data-root", str(data), "--out", str(out)]) == 2
+    assert "recipes: video-multimodal-gated, video-text-tfidf, video-text-timing" in capsys.readouterr().err
+
+
+def cli_configs():
+    from bah.apps.challenge.cli import RECIPES_DIR
+
+    return RECIPES_DIR

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -21,7 +22,9 @@ def resolve_recipe(recipe: str) -> Path:
     named = RECIPES_DIR / f"{recipe.removesuffix('.yaml')}.yaml"
     if named.is_file():
         return named
-    known = sorted(p.stem for p in RECIPES_DIR.glob("video-*.yaml")) if RECIPES_DIR.is_dir() else []
+    # the paper configs (bah run-config) share the folder; a recipe is a file with a challenge section
+    known = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")
+                   if re.search(r"^challenge:", p.read_text(encoding="utf-8"), re.M)) if RECIPES_DIR.is_dir() else []
     raise FileNotFoundError(f"recipe {recipe!r}: no such file, nor {named}; recipes: {', '.join(known) or 'none'}")
 
 

@@ -100,7 +100,7 @@ def test_standardisation_is_fitted_on_the_training_rows_only(table):
     lr = create_learner({"learner": "logreg", "features": ["timing"]}).fit(train, 0)
     np.testing.assert_allclose(lr.model[0].mean_, train.pooled["timing"].mean(axis=0), rtol=1e-6)
     mil = create_learner({"learner": "mil", "features": ["timing"], "epochs": 1}).fit(train, 0)
-    np.testing.assert_allclose(mil.mean["timing"], np.concatenate(train.windows["timing"]).mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(mil.model.mean["timing"], np.concatenate(train.windows["timing"]).mean(axis=0), rtol=1e-6)
 
 
 def test_late_fusion_averages_its_members(table):

@@ -4,7 +4,8 @@
 - ``gboost``: pooled features -> histogram gradient boosting;
 - ``tfidf-logreg``: the transcript alone, TF-IDF (word 1-2 grams) -> logistic regression, the
   strong text baseline (0.6775 macro F1 on the challenge's public test);
-- ``mil``: the torch multiple-instance model over window features (``mil.py``);
+- ``mil``: the torch multiple-instance model over window features (``mil.py``; torch is imported
+  only when a MIL learner is built, so the scikit-learn recipes never load it);
 - ``late-fusion``: one learner per modality, probabilities averaged.
 
 Every fitted state (scaler, vocabulary, IDF weights) comes from the rows passed to ``fit``.
@@ -17,7 +18,6 @@ import numpy as np
 
 from .features import VideoTable
 from .learner import VIDEO_LEARNERS, VideoLearner, create_learner, learner_spec
-from .mil import MILLearner  # noqa: F401  (registers "mil")
 
 __all__ = ["LogRegLearner", "GBoostLearner", "TfidfLogRegLearner", "LateFusionLearner", "MILLearner"]
 
@@ -135,3 +135,24 @@ class LateFusionLearner(VideoLearner):
 
     def predict(self, table: VideoTable) -> np.ndarray:
         return np.sum([w * m.predict(table) for w, m in zip(self.weights, self.members)], axis=0)
+
+
+@VIDEO_LEARNERS.register("mil")
+class MILLearner(VideoLearner):
+    """Keywords: ``anchor``, ``pooling`` (``mil.POOLINGS``), ``hidden``, ``epochs``, ``lr``,
+    ``weight_decay``, ``batch_size``, ``window_weight``, ``dropout``, ``lse_r`` (see ``mil.MILModel``)."""
+
+    name = "mil"
+
+    def __init__(self, features: Optional[Sequence[str]] = None, **params: Any):
+        super().__init__(features)
+        from .mil import MILModel
+
+        self.model = MILModel(**params)
+
+    def fit(self, table: VideoTable, seed: int):
+        self.model.fit(table, self.modalities(table), seed)
+        return self
+
+    def predict(self, table: VideoTable) -> np.ndarray:
+        return self.model.predict(table)

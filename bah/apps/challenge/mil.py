@@ -20,9 +20,9 @@ from torch import nn
 from bah.core.registry import Registry
 
 from .features import VideoTable
-from .learner import VIDEO_LEARNERS, VideoLearner
+from .learner import VideoLearner
 
-__all__ = ["POOLINGS", "MILNet", "MILLearner", "masked_fill_value"]
+__all__ = ["POOLINGS", "MILNet", "MILModel", "masked_fill_value"]
 
 POOLINGS: Registry[type] = Registry("MIL pooling", nn.Module)
 
@@ -129,15 +129,13 @@ def _pad(seqs: Sequence[np.ndarray], dim: int):
     return out, mask
 
 
-@VIDEO_LEARNERS.register("mil")
-class MILLearner(VideoLearner):
-    name = "mil"
+class MILModel:
+    """The torch side of the ``mil`` learner (``learners.MILLearner``): standardisation of the
+    training windows, the network, its training loop and prediction."""
 
-    def __init__(self, features: Optional[Sequence[str]] = None, anchor: Optional[str] = None,
-                 pooling: str = "attention", hidden: int = 64, epochs: int = 60, lr: float = 3e-3,
-                 weight_decay: float = 1e-3, batch_size: int = 32, window_weight: float = 0.5,
+    def __init__(self, anchor: Optional[str] = None, pooling: str = "attention", hidden: int = 64, epochs: int = 60,
+                 lr: float = 3e-3, weight_decay: float = 1e-3, batch_size: int = 32, window_weight: float = 0.5,
                  dropout: float = 0.1, lse_r: float = 5.0):
-        super().__init__(features)
         POOLINGS.get(pooling)
         self.anchor, self.pooling, self.hidden, self.epochs = anchor, pooling, int(hidden), int(epochs)
         self.lr, self.weight_decay, self.batch_size = float(lr), float(weight_decay), int(batch_size)
@@ -152,9 +150,9 @@ class MILLearner(VideoLearner):
             inputs[m] = torch.from_numpy(arr)
         return inputs, torch.from_numpy(mask)
 
-    def fit(self, table: VideoTable, seed: int) -> "MILLearner":
-        y = self.targets(table)
-        self.names = self.modalities(table)
+    def fit(self, table: VideoTable, names: Sequence[str], seed: int) -> "MILModel":
+        y = VideoLearner.targets(table)
+        self.names = list(names)
         self.mean, self.std = {}, {}
         for m in self.names:
             allw = np.concatenate([w for w in table.windows[m] if len(w)] or [table.pooled[m]])

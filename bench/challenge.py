@@ -42,9 +42,6 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2", help="seed ensemble (the recipes use 3-5)")
     ap.add_argument("--mil-epochs", type=int, default=None, help="override the MIL recipe's epochs")
     args = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(1)
     p = args.participants
     splits = (int(p * 0.65), int(p * 0.1), p - int(p * 0.65) - int(p * 0.1))
     seeds = tuple(int(s) for s in args.seeds.split(","))

@@ -115,3 +115,16 @@ def test_selection_on_test_is_refused_by_every_report(release, tmp_path):
                                       learner="logreg"), data, tmp_path / "ok")
     require_clean_selection(clean)
     assert "| test |" in summary_markdown(clean)
+
+
+def test_bad_settings_fail_when_the_configuration_is_built():
+    with pytest.raises(ValueError, match="learner 'logreg'"):
+        ChallengeConfig(learner="logreg", learner_kwargs={"depth": 3})
+    with pytest.raises(ValueError, match="learner 'tfidf-logreg'"):
+        ChallengeConfig(learner="late-fusion", learner_kwargs={"members": [{"learner": "tfidf-logreg", "c": 1}]})
+    with pytest.raises(ValueError, match="unknown MIL pooling 'median'"):
+        ChallengeConfig(learner="mil", learner_kwargs={"pooling": "median"})
+    with pytest.raises(ValueError, match="unknown calibration mode"):
+        ChallengeConfig(calibration="youden")
+    with pytest.raises(ValueError, match="use 'any' or 'fraction'"):
+        ChallengeConfig(window_overlap="half")

@@ -123,6 +123,8 @@ class LateFusionLearner(VideoLearner):
         if len(members) < 1:
             raise ValueError("late-fusion: give at least one member, e.g. members: [{learner: tfidf-logreg}]")
         self.specs = [learner_spec(m) for m in members]
+        for spec in self.specs:
+            create_learner(spec)  # a member's bad keyword fails now, not after the first fold
         w = np.ones(len(self.specs)) if weights is None else np.asarray(weights, dtype=np.float64)
         if w.shape != (len(self.specs),) or (w < 0).any() or w.sum() <= 0:
             raise ValueError(f"late-fusion: weights {weights} must be {len(self.specs)} non-negative numbers")

@@ -30,9 +30,10 @@ from typing import Any, Dict, Optional, Tuple
 
 from bah.core.config import section
 
+from . import learners  # noqa: F401  (fills VIDEO_LEARNERS before the section is validated)
 from .calibration import CALIBRATIONS
 from .features import TEXT_SOURCES, WindowRule
-from .learner import VIDEO_LEARNERS, learner_spec
+from .learner import VIDEO_LEARNERS, create_learner, learner_spec
 from .protocol import PROTOCOLS, SELECT_ON
 
 __all__ = ["ChallengeConfig", "candidate_specs"]
@@ -60,6 +61,13 @@ class ChallengeConfig:
     window_fraction: float = 0.5
 
     def __post_init__(self):
+        # registry lookups raise KeyError; the config loader reports ValueErrors as configuration errors
+        try:
+            self._check()
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+
+    def _check(self):
         VIDEO_LEARNERS.get(self.learner)
         PROTOCOLS.get(self.protocol)
         CALIBRATIONS.get(self.calibration)
@@ -71,8 +79,8 @@ class ChallengeConfig:
             raise ValueError("seeds: give at least one seed")
         if not isinstance(self.learner_kwargs, dict):
             raise ValueError("learner_kwargs must be a mapping")
-        for spec in self.candidates:
-            learner_spec(spec)
+        for spec in candidate_specs(self):
+            create_learner(spec)  # a bad keyword fails here, before any fit
         self.window_rule  # noqa: B018 - validates the overlap rule now, not mid-run
 
     @property

@@ -39,6 +39,11 @@ def test_text_timing_recipe_beats_text_alone_and_the_constant_predictors(release
         assert run["seeds"] == [0, 1, 2] and run["calibration"]["mode"] == "plateau"
         assert run["splits"] == {"train": 112, "val": 32, "test": 48}
     assert both["features"] == ["timing"] and both["learner"]["learner"] == "late-fusion"
+    assert both["recipe"]["name"] == "video-text-timing" and both["recipe"]["weights"] == []
+    assert both["recipe"]["config"].endswith("video-text-timing.yaml")
+    assert set(both["metrics"]["selection"]["mean"]) >= {"avgf1", "ap", "auc", "positive_rate"}
+    assert len(both["metrics"]["selection"]["per_seed"]) == 3
+    assert both["calibration"]["plateau"]["low"] <= both["threshold"] <= both["calibration"]["plateau"]["high"]
     const = _constants(release, None)
     sel_t, sel_b = text["metrics"]["selection"], both["metrics"]["selection"]
     test_t, test_b = text["metrics"]["test"], both["metrics"]["test"]

@@ -114,8 +114,9 @@ def fit_video(cfg: ChallengeConfig, data_root: Path, run_dir: Path, source: Opti
     touches_test = pr.selection_split == "test" or bool(np.intersect1d(pr.selection_rows, pr.test_rows).size)
     run: Dict[str, Any] = {
         "kind": "bah video run", "schema": 1,
-        "name": cfg.name, "mirrors": cfg.mirrors, "weights": list(cfg.weights),
-        "config": str(source) if source else None,
+        "name": cfg.name,
+        "recipe": {"name": cfg.name, "mirrors": cfg.mirrors, "weights": list(cfg.weights),
+                   "config": str(source) if source else None},
         "learner": spec,
         "candidates": [{"learner": s, "selection_avgf1": e["selection"]["ensemble"]["avgf1"],
                         "threshold": e["threshold"]} for s, _, e in results],

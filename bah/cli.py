@@ -21,6 +21,8 @@ COMMANDS = {
     "faces": ("bah.stages.faces.stage", "detect, align and pack faces into one array per video"),
     "pack-faces": ("bah.stages.faces.packing", "pack an existing folder of face crops into arrays"),
     "features": ("bah.stages.features.stage", "extract audio / text / visual features per frame"),
+    "transcribe": ("bah.stages.speech.transcribe", "offline speech recognition with word times (faster-whisper)"),
+    "video-features": ("bah.stages.video_features.stage", "per-window and per-video features (timing, prosody, text, face)"),
     "labels": ("bah.stages.labels", "write per-frame A/H labels from the annotation YAML"),
     "index": ("bah.stages.index", "gather the shards into dataset_info.pkl and a JSON index"),
     "train": ("bah.train.cli", "train a model (the flags of the original main.py)"),

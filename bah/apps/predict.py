@@ -221,6 +221,7 @@ class Predictor:
         self._faces_cfg, self._feat_cfg = self._stage_settings(overrides or {})
         self._aligner = None
         self._extractors: Dict[str, Any] = {}
+        self._recogniser = None  # offline ASR, built for the first video without a transcript
         self._plan = self._extractor_plan()
 
     # settings -------------------------------------------------------------
@@ -388,6 +389,30 @@ class Predictor:
         wins = [preds[f"chunk-{k}"]["logits"].astype(np.float32) for k in range(len(bounds))]
         return stitch(wins, bounds, n)
 
+    def _uses_text(self) -> bool:
+        from bah.stages.features import EXTRACTORS
+
+        return any(EXTRACTORS.get(n).modality == "text" for n in self._plan.values())
+
+    def _recognised(self, video: Path, work: Path, notes: List[str]) -> Tuple[str, Optional[Path]]:
+        """Transcript text and a word-timed transcription file made by offline ASR (``bah transcribe``'s)."""
+        from bah.stages.speech import AsrError, TranscribeConfig
+        from bah.stages.speech.transcribe import transcribe_video
+
+        try:
+            if self._recogniser is None:
+                self._recogniser = TranscribeConfig().recogniser()
+            data = transcribe_video(self._recogniser, video)
+        except AsrError as exc:
+            notes.append(f"no transcript and no speech recogniser ({exc}); text features are zeros")
+            return "", None
+        if data.get("note"):
+            notes.append(f"no transcript and {data['note']} to recognise; text features are zeros")
+            return "", None
+        write_json(work / "transcript.json", data)
+        notes.append(f"no transcript: recognised speech ({self._recogniser.name}, {len(data['chunks'])} words) used")
+        return data["text"].strip(), work / "transcript.json"
+
     # the whole thing ------------------------------------------------------
     def predict(self, video: Path, transcript: Optional[str] = None, out_dir: Optional[Path] = None,
                 threshold: float = 0.5, min_segment: float = 0.0) -> Prediction:
@@ -416,8 +441,12 @@ class Predictor:
             detected = self._faces(video, n, work, notes) if self._needs_faces else None
             seconds["faces"] = time.perf_counter() - t
             no_face = detected is not None and not detected.any()
+            tr_path = None
+            if not transcript and self._uses_text():  # no transcript: recognised speech, not zeros
+                transcript, tr_path = self._recognised(video, work, notes)
             vin = VideoInput(video_id=video.name, path=video, n_frames=n, fps=fps, out_dir=work,
-                             transcript=transcript or "", duration=info.audio_duration or info.duration)
+                             transcript=transcript or "", transcription_path=tr_path,
+                             duration=info.audio_duration or info.duration)
             t = time.perf_counter()
             arrays = self._features(vin, no_face, notes)
             if "video" in self.modalities:
@@ -513,7 +542,7 @@ def predict_video(video: Path, run_dir: Path, transcript: "Optional[str | Path]"
     """One video through a run's preprocessing and model; writes the three outputs into ``out_dir``.
 
     ``transcript`` is the text itself, or a ``Path`` to a plain-text file (``None`` or empty: text
-    features are zeros, noted)."""
+    speech is recognised offline, noted; zeros when there is no audio either)."""
     if isinstance(transcript, Path):
         transcript = read_transcript(transcript)
     return Predictor(run_dir, device=device, progress=progress).predict(video, transcript, out_dir, threshold,
@@ -527,7 +556,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video file(s) to predict")
     parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a finished training run folder")
     parser.add_argument("--transcript", default=None, metavar="FILE",
-                        help="plain-text transcript (one video only); without it text features are zeros")
+                        help="plain-text transcript (one video only); without it the speech is recognised "
+                             "offline (Whisper tiny.en)")
     parser.add_argument("--out-dir", default=None, help="output folder (default: next to each video, else RUN_DIR/predictions)")
     parser.add_argument("--threshold", type=float, default=0.5, help="P(A/H) threshold for segments and the video decision")
     parser.add_argument("--min-segment", type=float, default=0.0, metavar="SECONDS", help="drop shorter A/H segments")

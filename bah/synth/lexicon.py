@@ -22,8 +22,12 @@ HEDGES: Tuple[str, ...] = (
     "probably",
 )
 
-# Spoken alone, slowly, between hesitant phrases.
-FILLERS: Tuple[str, ...] = ("Um", "Uh", "Hmm", "Er")
+# Spoken alone, slowly and low, between pauses, inside the A/H intervals. They are in the audio
+# only: the release's Whisper transcripts (and the synthetic ones) leave filled pauses out, so
+# the time they take is "erased" speech (speech per VAD without recognised words). These three
+# are the ones the packaged recogniser (Whisper tiny.en) drops most often in espeak-ng speech
+# ("Hmm", "Uh" and "Erm" are mostly written out, measured over the eight synthetic voices).
+FILLERS: Tuple[str, ...] = ("Um", "Umm", "Er")
 
 CONFIDENT: Tuple[str, ...] = (
     "I wake up at seven and make coffee.",

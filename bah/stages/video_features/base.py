@@ -83,12 +83,13 @@ VIDEO_EXTRACTORS_KEYS: Dict[str, Tuple[str, ...]] = {
 
 def window_times(duration: float, window_s: float, hop_s: float) -> np.ndarray:
     """(W, 2) start/end seconds: starts at k * hop_s, each window_s long, the last one cut at
-    the end; as many as needed for the last window to reach the end (at least one)."""
+    the end; as many as needed for the last window to reach the end (at least one), never one
+    that starts at or after the end (with hop_s > window_s the gaps stay gaps)."""
     duration = max(float(duration), 0.0)
     if duration <= window_s:
         n = 1
     else:
-        n = 1 + int(math.ceil((duration - window_s) / hop_s - 1e-9))
+        n = min(1 + int(math.ceil((duration - window_s) / hop_s - 1e-9)), int(math.ceil(duration / hop_s - 1e-9)))
     starts = np.arange(n, dtype=np.float64) * hop_s
     ends = np.minimum(starts + window_s, duration if duration > 0 else window_s)
     return np.stack([starts, ends], axis=1)

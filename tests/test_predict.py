@@ -254,6 +254,28 @@ def test_no_audio_and_no_transcript_give_zeros_and_notes(trained, predictor, tmp
 
 
 @pytest.mark.slow
+def test_video_without_transcript_uses_recognised_speech(trained, tmp_path):
+    """espeak-ng speech, no transcript: the run's text features come from offline ASR, and at least
+    80 % of the spoken words (lower case, letters only) are among the recognised ones."""
+    from bah.core.media import iter_frames
+    from bah.synth.speech import speak
+
+    sentence = "I take the bus to the office and I call my sister every week."
+    audio = np.concatenate([np.zeros(4000, np.float32), speak(sentence, "en-us", 170, 50, 16000) * 0.8,
+                            np.zeros(4000, np.float32)])
+    rec = next(iter(trained["manifest"].values()))
+    frames = list(iter_frames(rec.path))
+    n = int(audio.size / 16000 * 15)
+    video = _write_video(tmp_path / "talk.mp4", [frames[i % len(frames)] for i in range(n)], 15, audio)
+    res = Predictor(trained["run_av"], device="cpu", progress=False).predict(video, None, tmp_path)
+    note = next(x for x in res.notes if x.startswith("no transcript: recognised speech (tiny.en"))
+    words = lambda t: "".join(c.lower() if c.isalpha() else " " for c in t).split()  # noqa: E731
+    heard = set(words(note.split("used:", 1)[1]))
+    assert sum(w in heard for w in words(sentence)) >= 0.8 * len(words(sentence)), note
+    assert not any("empty transcript" in x for x in res.notes)
+
+
+@pytest.mark.slow
 def test_missing_and_junk_videos_fail_clearly_and_the_batch_goes_on(trained, tmp_path, capsys):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"this is not a video" * 100)

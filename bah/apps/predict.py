@@ -410,8 +410,11 @@ class Predictor:
             notes.append(f"no transcript and {data['note']} to recognise; text features are zeros")
             return "", None
         write_json(work / "transcript.json", data)
-        notes.append(f"no transcript: recognised speech ({self._recogniser.name}, {len(data['chunks'])} words) used")
-        return data["text"].strip(), work / "transcript.json"
+        text = data["text"].strip()
+        heard = text if len(text) <= 300 else text[:297] + "..."
+        notes.append(f"no transcript: recognised speech ({self._recogniser.name}, {len(data['chunks'])} words) used: "
+                     f"{heard!r}")
+        return text, work / "transcript.json"
 
     # the whole thing ------------------------------------------------------
     def predict(self, video: Path, transcript: Optional[str] = None, out_dir: Optional[Path] = None,

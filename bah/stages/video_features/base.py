@@ -67,18 +67,11 @@ class VideoFeatureConfig:
             raise ValueError("encoder_frames and text_batch_size must be >= 1")
 
     def result_hash(self, name: str) -> str:
+        # the windows and the settings the extractor names (``result_keys``) enter its status
+        # hash, so changing one extractor's setting redoes only it
         d = asdict(self)
-        keys = ("window_s", "hop_s") + tuple(VIDEO_EXTRACTORS_KEYS.get(name, ()))
+        keys = ("window_s", "hop_s") + tuple(VIDEO_EXTRACTORS.get(name).result_keys)
         return config_hash({"extractor": name, "version": VERSION, **{k: d[k] for k in keys}})
-
-
-# Settings (besides the windows) that change each extractor's numbers: only these enter its status hash.
-VIDEO_EXTRACTORS_KEYS: Dict[str, Tuple[str, ...]] = {
-    "timing": ("vad_threshold", "erased_min_s", "pause_min_s"),
-    "text-embed": ("text_source", "text_model"),
-    "lexical": ("text_source",),
-    "hf-encoder": ("encoder_path", "encoder_frames"),
-}
 
 
 def window_times(duration: float, window_s: float, hop_s: float) -> np.ndarray:
@@ -226,6 +219,7 @@ class VideoExtractor:
 
     name: str = ""
     modality: str = ""
+    result_keys: Tuple[str, ...] = ()  # VideoFeatureConfig fields (besides the windows) that change the output
 
     def __init__(self, settings: Optional[VideoFeatureConfig] = None):
         self.settings = VideoFeatureConfig() if settings is None else settings

@@ -96,6 +96,7 @@ class HFEncoder:
 @VIDEO_EXTRACTORS.register("hf-encoder")
 class HFEncoderExtractor(VideoExtractor):
     modality = "encoder"
+    result_keys = ("encoder_path", "encoder_frames")
 
     def __init__(self, settings=None, encoder: Optional[HFEncoder] = None):
         super().__init__(settings)

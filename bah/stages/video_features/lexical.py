@@ -77,6 +77,7 @@ def lexical_vector(words: Sequence[str]) -> List[float]:
 @VIDEO_EXTRACTORS.register("lexical")
 class LexicalExtractor(VideoExtractor):
     modality = "text"
+    result_keys = ("text_source",)
 
     def names(self):
         return list(NAMES)

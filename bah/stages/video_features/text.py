@@ -57,6 +57,7 @@ class SentenceEncoder:
 @VIDEO_EXTRACTORS.register("text-embed")
 class TextEmbedExtractor(VideoExtractor):
     modality = "text"
+    result_keys = ("text_source", "text_model")
 
     def __init__(self, settings=None, encoder: SentenceEncoder = None):
         super().__init__(settings)

@@ -73,6 +73,7 @@ def timing_vector(speech: np.ndarray, erased: np.ndarray, pauses: np.ndarray, wo
 @VIDEO_EXTRACTORS.register("timing")
 class TimingExtractor(VideoExtractor):
     modality = "speech"
+    result_keys = ("vad_threshold", "erased_min_s", "pause_min_s")
 
     def __init__(self, settings=None, vad=None):
         super().__init__(settings)

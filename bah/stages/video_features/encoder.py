@@ -73,16 +73,17 @@ class HFEncoder:
                 out = pooled if pooled is not None else res.last_hidden_state.mean(1)
             return out.float().cpu().numpy()
 
-    def images(self, frames: List[np.ndarray]) -> np.ndarray:
-        """(K, dim) for RGB uint8 frames."""
+    def prepare(self, frame: np.ndarray) -> np.ndarray:
+        """One RGB uint8 frame -> the model's (3, size, size) float32 input."""
         from PIL import Image
 
-        batch = []
-        for f in frames:
-            img = Image.fromarray(f).convert("RGB").resize((self.size, self.size), Image.BILINEAR)
-            x = np.asarray(img, np.float32).transpose(2, 0, 1) / 255.0
-            batch.append((x - self.mean) / self.std)
-        return self._forward(np.stack(batch).astype(np.float32))
+        img = Image.fromarray(frame).convert("RGB").resize((self.size, self.size), Image.BILINEAR)
+        x = np.asarray(img, np.float32).transpose(2, 0, 1) / 255.0
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def images(self, prepared: List[np.ndarray]) -> np.ndarray:
+        """(K, dim) for frames made ready by :meth:`prepare`."""
+        return self._forward(np.stack(prepared).astype(np.float32))
 
     def audio(self, samples: np.ndarray) -> np.ndarray:
         """(dim,) for 16 kHz mono samples, normalised to zero mean / unit variance like wav2vec2's extractor."""
@@ -141,17 +142,18 @@ class HFEncoderExtractor(VideoExtractor):
             for j in range(k):
                 t = s + (e - s) * (j + 0.5) / k
                 want.setdefault(min(int(t * clip.fps), max(clip.n_frames - 1, 0)), []).append(w)
+        # only model-sized inputs are kept, never full frames: memory is W x k small images
         picked = {w: [] for w in range(times.shape[0])}
         last = None
         for i, frame in enumerate(iter_frames(clip.path)):
             last = frame
             for w in want.pop(i, ()):
-                picked[w].append(frame)
+                picked[w].append(enc.prepare(frame))
             if not want:
                 break
         for i, ws in want.items():  # frames past the decoded end show the last one
             if last is None:
                 raise ValueError(f"{clip.video_id}: no frame could be decoded from {clip.path}")
             for w in ws:
-                picked[w].append(last)
+                picked[w].append(enc.prepare(last))
         return np.stack([enc.images(picked[w]).mean(0) for w in range(times.shape[0])])

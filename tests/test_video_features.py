@@ -298,3 +298,29 @@ def test_stage_rerun_skips_what_is_done(tiny, capsys):
 def test_unknown_extractor_is_refused():
     with pytest.raises(ValueError, match="registered: face-dynamics, hf-encoder, lexical, prosody, text-embed, timing"):
         VideoFeatureConfig(extractors=("nope",))
+
+
+# --------------------------------------------------------------------------- the synthetic cues
+def test_synthetic_speech_plants_fillers_asr_drops_and_long_pauses(vad):
+    """Hesitant chunks: a hedge in the text, fillers only in what was said, and VAD pauses of at least
+    0.4 s inside the A/H interval; fluent speech has no pause of 0.4 s or more."""
+    from bah.synth.lexicon import FILLERS, has_hedge
+    from bah.synth.plan import make_plan
+    from bah.synth.settings import SynthConfig
+    from bah.synth.speech import build_speech
+
+    plan = make_plan(SynthConfig(subjects=2, videos_per_subject=2, seconds=8.0, seed=1))
+    pos = next(v for v in plan.videos if v.label == 1)
+    neg = next(v for v in plan.videos if v.label == 0)
+    fillers = {f.lower() for f in FILLERS}
+    track = build_speech(pos, SAMPLE_RATE)
+    hes = [c for c in track.chunks if c.hesitant]
+    assert hes and all(has_hedge(c.text) for c in hes)
+    assert not any(w.strip(",.").lower() in fillers for c in track.chunks for w in c.text.split())
+    assert any(w.strip(",.").lower() in fillers for c in hes for w in c.spoken.split())
+    speech = np.asarray(vad.segments(track.audio)).reshape(-1, 2)
+    pauses = pauses_between(speech, 0.4)
+    inside = [(s, e) for s, e in pauses for a, b in pos.intervals if s >= a / pos.fps - 0.1 and e <= (b + 1) / pos.fps + 0.1]
+    assert len(inside) >= 1, (pauses, pos.intervals)
+    fluent = build_speech(neg, SAMPLE_RATE)
+    assert pauses_between(np.asarray(vad.segments(fluent.audio)).reshape(-1, 2), 0.4).shape[0] == 0

@@ -12,15 +12,17 @@ from typing import List, Sequence
 
 import numpy as np
 
-from bah.stages.features.text import MINILM, resolve_text_model
 from bah.stages.video_features.base import VIDEO_EXTRACTORS, Clip, VideoExtractor
 
 
 class SentenceEncoder:
     """Mean-pooled, normalised sentence vectors from a transformers encoder folder (never downloads)."""
 
-    def __init__(self, model: str = MINILM, batch_size: int = 32, device: str = "cpu", max_length: int = 256):
+    def __init__(self, model: str = "minilm", batch_size: int = 32, device: str = "cpu", max_length: int = 256):
         from transformers import AutoModel, AutoTokenizer
+
+        # imported here: the per-frame features package imports torch (vggish) at import time
+        from bah.stages.features.text import MINILM, resolve_text_model
 
         self.name = model
         path = resolve_text_model(model)

@@ -1,0 +1,160 @@
+"""The fast path changes speed, not numbers: each switch against the plain path on the CPU."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bah.models.factory import build_model
+from bah.models.ir50 import build_ir50
+from bah.train import engine
+from bah.train.dataset import EpochShuffle, WindowDataset, collate, split_records, write_synthetic_arrays
+from bah.train.distributed import DistInfo, job_cpus
+from bah.train.options import parse_options
+from bah.train.trainer import make_loader
+
+DIMS = [("vision", 16), ("vggish", 8), ("bert", 12)]
+
+
+def _batch(b=3, length=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    inputs = {m: torch.randn(b, length, d, generator=g) for m, d in DIMS}
+    mask = torch.ones(b, length, dtype=torch.bool)
+    mask[0, 13:] = False
+    mask[2, 5:] = False
+    target = torch.randint(0, 2, (b, length), generator=g)
+    return {"inputs": inputs, "mask": mask, "target": target, "global_target": target.clone(),
+            "video_id": [f"v{i}" for i in range(b)]}
+
+
+def test_masked_sum_loss_equals_cross_entropy_over_kept_frames():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(4, 30, 2, generator=g, dtype=torch.float64)
+    target = torch.randint(0, 2, (4, 30), generator=g)
+    mask = torch.rand(4, 30, generator=g) < 0.6
+    want = F.cross_entropy(logits[mask], target[mask])
+    torch.testing.assert_close(engine.frame_loss(logits, target, mask), want.float(), rtol=0, atol=1e-6)
+    full = torch.ones_like(mask)
+    torch.testing.assert_close(engine.frame_loss(logits, target, full), F.cross_entropy(logits.flatten(0, 1),
+                               target.flatten()).float(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["jmt", "lfan", "can"])
+def test_reading_the_loss_every_step_or_every_50_gives_the_same_training(model):
+    batches = [_batch(seed=s) for s in range(5)]
+    results = []
+    for every in (1, 2, 50):
+        torch.manual_seed(0)
+        m = build_model(model, DIMS, False, window_length=20)
+        opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+        res = engine.train_one_epoch(m, opt, batches, torch.device("cpu"), 0, progress=False, log_every=every)
+        results.append((res["loss"], [p.detach().clone() for p in m.parameters()]))
+    for loss, params in results[1:]:
+        assert loss == pytest.approx(results[0][0], abs=1e-7)
+        assert all(torch.equal(a, b) for a, b in zip(params, results[0][1]))
+
+
+def test_non_finite_loss_still_stops_the_epoch_and_names_the_batch():
+    batches = [_batch(seed=s) for s in range(4)]
+    batches[2]["inputs"]["vggish"][1, 3, 0] = float("nan")
+    m = build_model("can", DIMS, False, window_length=20)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    with pytest.raises(FloatingPointError, match=r"epoch 7, batch 2: loss is not finite \(videos \['v0', 'v1', 'v2'\]"):
+        engine.train_one_epoch(m, opt, batches, torch.device("cpu"), 7, progress=False, log_every=50)
+
+
+def test_channels_last_backbone_gives_the_same_embeddings_and_keys():
+    torch.manual_seed(0)
+    net = build_ir50(8).eval()
+    x = torch.rand(6, 3, 8, 8) * 2 - 1
+    with torch.no_grad():
+        want = net(x)
+        keys = list(net.state_dict())
+        model = build_model("can", [("video", None), ("vggish", 8)], False, window_length=4,
+                            backbone_kwargs={"input_size": 8}).eval()
+        model.spatial["visual"].load_state_dict(net.state_dict())
+        engine.optimise_backbone(model, channels_last=True)
+        vis = model.spatial["visual"]
+        assert vis.backbone.input_layer[0].weight.is_contiguous(memory_format=torch.channels_last)
+        got = vis(x)
+    assert list(vis.state_dict()) == keys
+    # float32 through 50 layers, a different summation order: 2e-5 on unit-norm embeddings
+    torch.testing.assert_close(got, want, rtol=0, atol=2e-5)
+
+
+def test_compiled_backbone_keeps_parameter_names():
+    model = build_model("jmt", [("video", None), ("vggish", 8)], False, window_length=4,
+                        backbone_kwargs={"input_size": 8})
+    keys = list(model.state_dict())
+    engine.optimise_backbone(model, compile=True)  # compiles lazily, at the first call
+    assert list(model.state_dict()) == keys
+    assert engine.optimise_backbone(build_model("can", DIMS, False, window_length=4)) is not None  # no faces: no-op
+
+
+def test_amp_dtype_auto_is_bf16_without_scaler_on_cpu_and_fp16_keeps_the_scaler():
+    cpu = torch.device("cpu")
+    assert engine.amp_dtype_of(cpu, "auto") is torch.bfloat16
+    assert engine.make_scaler(cpu, True, "auto") is None
+    assert engine.make_scaler(cpu, True, "float16") is not None
+    assert engine.make_scaler(cpu, False, "float16") is None
+    assert parse_options(["--dataset_path", "x", "--amp_dtype", "auto", "--compat"]).amp_dtype == "float16"
+    assert parse_options(["--dataset_path", "x", "--amp_dtype", "auto"]).amp_dtype == "auto"
+
+
+def test_bf16_autocast_logits_stay_close_to_float32():
+    torch.manual_seed(0)
+    m = build_model("jmt", DIMS, False, window_length=20).eval()
+    b = _batch()
+    with torch.no_grad():
+        want = m(b["inputs"], mask=b["mask"])["logits"]
+        with engine.autocast(torch.device("cpu"), True, "auto"):
+            got = m(b["inputs"], mask=b["mask"])["logits"]
+    assert got.dtype == torch.float32  # fixed mode returns float32 logits
+    scale = max(1.0, float(want.abs().max()))
+    # bf16 keeps 8 significant bits (relative step 2**-8 = 0.4%); a few roundings deep: 3e-2 * scale
+    torch.testing.assert_close(got, want, rtol=0, atol=3e-2 * scale)
+
+
+def test_epoch_shuffle_is_a_seeded_permutation_per_epoch():
+    s = EpochShuffle(50, seed=3)
+    e0 = list(s)
+    assert sorted(e0) == list(range(50)) and list(s) == e0
+    s.set_epoch(1)
+    e1 = list(s)
+    assert sorted(e1) == list(range(50)) and e1 != e0
+    again = EpochShuffle(50, seed=3)
+    again.set_epoch(1)
+    assert list(again) == e1  # a resumed run replays the epoch's order
+
+
+def test_training_loader_is_built_once_with_persistent_workers_capped_at_the_job_cpus(tmp_path, monkeypatch):
+    root = write_synthetic_arrays(tmp_path, {"train": [30, 40], "val": [20], "test": [20]}, dict(DIMS), seed=0)
+    ds = WindowDataset(split_records(root, "train"), ["vision", "vggish", "bert"], 8, 4, train=True)
+    o = parse_options(["--dataset_path", str(root), "--num_workers", "6"])
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
+    assert job_cpus() == 2
+    dl = make_loader(ds, 4, True, o, DistInfo(), epoch_seed=5)
+    assert dl.num_workers == 2 and dl.persistent_workers and not dl.pin_memory  # pinning only for CUDA
+    assert isinstance(dl.sampler, EpochShuffle) and dl.sampler.seed == 5
+    o0 = parse_options(["--dataset_path", str(root), "--num_workers", "0"])
+    dl0 = make_loader(ds, 4, True, o0, DistInfo(), epoch_seed=5)
+    assert dl0.num_workers == 0 and not dl0.persistent_workers
+    order = [i for b in dl0 for i in b["video_idx"].tolist()]
+    assert len(order) == len(ds)
+    rows = [collate([ds[i]])["video_idx"].item() for i in list(dl0.sampler)]
+    assert order == rows
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    assert job_cpus() >= 1
+
+
+def test_predict_in_inference_mode_matches_a_plain_forward():
+    torch.manual_seed(0)
+    m = build_model("lfan", DIMS, False, window_length=20)
+    b = _batch()
+    b.update(video_target=torch.tensor([0, 1, 0]))
+    preds = engine.predict(m, [b], torch.device("cpu"), progress=False)
+    with torch.no_grad():
+        want = m.eval()(b["inputs"], mask=b["mask"])["logits"]
+    for i, vid in enumerate(b["video_id"]):
+        keep = b["mask"][i].numpy()
+        np.testing.assert_array_equal(preds[vid]["logits"], want[i].numpy()[keep])
+        assert preds[vid]["g_labels"].tolist() == [int(b["video_target"][i])] * int(keep.sum())

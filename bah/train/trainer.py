@@ -189,8 +189,8 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
             find_unused_parameters=True)  # e.g. CAN's dead conv_c, JMT/MT's unused text branch
-    train_tf = FaceTransform(o.face_resize, o.face_crop, train=True)
-    eval_tf = FaceTransform(o.face_resize, o.face_crop, train=False)
+    train_tf = FaceTransform(o.face_resize, o.face_crop, train=True, pil_exact=o.compat)
+    eval_tf = FaceTransform(o.face_resize, o.face_crop, train=False, pil_exact=o.compat)
     key = select_key(o)
     val_loader = make_loader(data["val"], o.eval_batch_size, False, o, info)
     loader = make_loader(data["train"], o.train_batch_size, True, o, info, o.seed)
@@ -328,7 +328,8 @@ def evaluate_run(o: Options) -> Dict[str, Any]:
     engine.optimise_backbone(model, channels_last=so.channels_last and info.device.type == "cuda", compile=so.compile)
     loader = make_loader(ds, so.eval_batch_size, False, so, info)
     preds = gather_predictions(engine.predict(model, loader, info.device,
-                                              transform=FaceTransform(so.face_resize, so.face_crop, train=False),
+                                              transform=FaceTransform(so.face_resize, so.face_crop, train=False,
+                                                                        pil_exact=so.compat),
                                               amp=so.amp, amp_dtype=so.amp_dtype, fixed_length=fixed_length_of(model),
                                               hop_length=so.hop_length, keep_amp_dtype=so.compat,
                                               progress=so.verbose and info.is_main, desc=o.eval_set), info)

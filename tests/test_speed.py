@@ -158,3 +158,38 @@ def test_predict_in_inference_mode_matches_a_plain_forward():
         keep = b["mask"][i].numpy()
         np.testing.assert_array_equal(preds[vid]["logits"], want[i].numpy()[keep])
         assert preds[vid]["g_labels"].tolist() == [int(b["video_target"][i])] * int(keep.sum())
+
+
+@pytest.mark.parametrize("model", ["jmt", "mt"])
+def test_local_attention_equals_full_attention_when_the_band_covers_the_video(model, monkeypatch):
+    import bah.models.jmt as jmt
+
+    torch.manual_seed(0)
+    m = build_model(model, DIMS, False, window_length=32).eval()
+    g = torch.Generator().manual_seed(2)
+    inputs = {name: torch.randn(2, 120, d, generator=g) for name, d in DIMS}
+    mask = torch.ones(2, 120, dtype=torch.bool)
+    mask[1, 70:] = False  # a shorter video padded in the same batch
+    with torch.no_grad():
+        full = m(inputs, mask=mask)["logits"]
+        # blocks of 64 queries, keys within 64 more on either side: every key of a 120-frame video
+        monkeypatch.setattr(jmt, "LOCAL_ATTENTION_FROM", 50)
+        monkeypatch.setattr(jmt, "LOCAL_ATTENTION_RADIUS", 64)
+        chunked = m(inputs, mask=mask)["logits"]
+        monkeypatch.setattr(jmt, "LOCAL_ATTENTION_RADIUS", 16)
+        local = m(inputs, mask=mask)["logits"]
+    torch.testing.assert_close(chunked[mask], full[mask], rtol=0, atol=2e-5)
+    assert torch.isfinite(local).all() and not torch.allclose(local[mask], full[mask], atol=1e-3)
+
+
+def test_compat_jmt_keeps_full_attention_at_any_length(monkeypatch):
+    import bah.models.jmt as jmt
+
+    torch.manual_seed(0)
+    m = build_model("jmt", [("vision", 16), ("vggish", 8)], True, window_length=40).eval()
+    x = {"vision": torch.randn(1, 40, 16), "vggish": torch.randn(1, 40, 8)}
+    with torch.no_grad():
+        want = m(x)["logits"]
+        monkeypatch.setattr(jmt, "LOCAL_ATTENTION_FROM", 8)
+        monkeypatch.setattr(jmt, "LOCAL_ATTENTION_RADIUS", 4)
+        assert torch.equal(m(x)["logits"], want)

@@ -117,10 +117,11 @@ def test_bf16_autocast_logits_stay_close_to_float32():
 def test_epoch_shuffle_is_a_seeded_permutation_per_epoch():
     s = EpochShuffle(50, seed=3)
     e0 = list(s)
-    assert sorted(e0) == list(range(50)) and list(s) == e0
+    assert {e for e, _ in e0} == {0} and sorted(i for _, i in e0) == list(range(50)) and list(s) == e0
     s.set_epoch(1)
     e1 = list(s)
-    assert sorted(e1) == list(range(50)) and e1 != e0
+    assert {e for e, _ in e1} == {1} and sorted(i for _, i in e1) == list(range(50))
+    assert [i for _, i in e1] != [i for _, i in e0]
     again = EpochShuffle(50, seed=3)
     again.set_epoch(1)
     assert list(again) == e1  # a resumed run replays the epoch's order
@@ -193,3 +194,41 @@ def test_compat_jmt_keeps_full_attention_at_any_length(monkeypatch):
         monkeypatch.setattr(jmt, "LOCAL_ATTENTION_FROM", 8)
         monkeypatch.setattr(jmt, "LOCAL_ATTENTION_RADIUS", 4)
         assert torch.equal(m(x)["logits"], want)
+
+
+def test_faces_transformed_in_the_workers_are_seeded_per_epoch_and_window(tmp_path):
+    from bah.train.augmentation import FaceTransform
+
+    root = write_synthetic_arrays(tmp_path, {"train": [30, 40], "val": [20], "test": [20]}, dict(DIMS),
+                                  face_size=12, seed=0)
+    recs = split_records(root, "train")
+    plain = WindowDataset(recs, ["video", "vggish"], 8, 4, train=True, seed=3)
+    ds = WindowDataset(recs, ["video", "vggish"], 8, 4, train=True, seed=3, face_transform=FaceTransform(12, 8))
+    a, b, c = ds[(0, 5)], ds[(0, 5)], ds[(1, 5)]
+    assert a["inputs"]["video"].shape == (8, 3, 8, 8) and a["inputs"]["video"].dtype == np.float32
+    np.testing.assert_array_equal(a["inputs"]["video"], b["inputs"]["video"])  # a resumed epoch replays it
+    assert not np.array_equal(a["inputs"]["video"], c["inputs"]["video"])  # another epoch, another crop
+    # the crop/flip is one of the window's: the transform of the raw uint8 window with the same seed
+    raw = torch.from_numpy(np.array(plain[5]["inputs"]["video"]))[None]
+    g = torch.Generator()
+    g.manual_seed(int(np.random.SeedSequence([3, 1, 5]).generate_state(1, np.uint64)[0]) % 2**63)
+    np.testing.assert_array_equal(FaceTransform(12, 8)(raw, generator=g)[0].numpy(), c["inputs"]["video"])
+    batch = collate([a, c])
+    moved = engine.to_device(batch, torch.device("cpu"), FaceTransform(12, 8))
+    assert torch.equal(moved["inputs"]["video"], batch["inputs"]["video"])  # not transformed twice
+
+
+@pytest.mark.slow
+def test_cpu_training_on_faces_with_the_transform_in_two_workers(tmp_path):
+    from bah.train.trainer import train
+
+    root = write_synthetic_arrays(tmp_path / "d", {"train": [30, 40, 26], "val": [20, 24], "test": [22]},
+                                  {"vggish": 8}, face_size=12, seed=0)
+    argv = ["--dataset_path", str(root), "--output_root", str(tmp_path / "runs"), "--exp_id", "w", "--model_name",
+            "CAN", "--modality", "video+vggish+EXPR_continuous_label", "--window_length", "8", "--hop_length", "8",
+            "--train_batch_size", "2", "--num_workers", "2", "--num_epochs", "2", "--verbose", "False",
+            "--save_plot", "False", "--face_resize", "12", "--face_crop", "8", "--device", "cpu"]
+    first = train(parse_options(argv))
+    again = train(parse_options([*argv[:5], "w2", *argv[6:]]))
+    assert [h["train_loss"] for h in first["history"]] == [h["train_loss"] for h in again["history"]]
+    assert np.isfinite(first["history"][-1]["train_loss"])

@@ -6,7 +6,8 @@ Items are training windows (``window_length`` frames, stride ``hop_length``, plu
 window) or whole videos for evaluation. Short items are padded by repeating the last row (the
 original's rule) and the padded rows are marked False in ``mask`` unless the padded frames
 are to be scored as the original did (``score_padded``). Faces stay uint8; the
-``FaceTransform`` runs on the batch on the training device.
+``FaceTransform`` runs on the batch on the training device (on a CPU-only run, per window in
+the loader workers: ``face_transform``).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -120,8 +121,12 @@ class WindowDataset(Dataset):
                  hop_length: int, train: bool, stats: Optional[Mapping[str, Stats]] = None, *,
                  compat: bool = False, pad_to_window: Optional[bool] = None, score_padded: Optional[bool] = None,
                  global_sup_scope: Optional[str] = None, seed: int = 0, shuffles: int = 100,
-                 check: bool = True):
+                 check: bool = True, face_transform: Optional[Callable] = None):
         self.videos = list(videos)
+        # On a CPU-only run the face transform runs here, in the loader workers, instead of in
+        # the training process; its random crop/flip per window is seeded by (seed, epoch, item).
+        self.face_transform = face_transform
+        self.seed = seed
         if not self.videos:
             raise DataError("empty split: no videos")
         self.modalities = [m for m in modalities if m != LABEL]
@@ -192,7 +197,15 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> Dict[str, Any]:
+    def _faces(self, x: np.ndarray, epoch: int, i: int) -> np.ndarray:
+        g = torch.Generator()
+        g.manual_seed(int(np.random.SeedSequence([self.seed, epoch, i]).generate_state(1, np.uint64)[0]) % 2**63)
+        faces = torch.from_numpy(np.array(x, dtype=np.uint8, copy=True))  # reads the memory map once
+        return self.face_transform(faces[None], generator=g)[0].numpy()
+
+    def __getitem__(self, key) -> Dict[str, Any]:
+        """``key``: an item index, or (epoch, index) from ``EpochShuffle``."""
+        epoch, i = key if isinstance(key, tuple) else (0, key)
         vi, s, e = self.items[i]
         v = self.videos[vi]
         length = self.window_length if (self.pad_to_window and e - s < self.window_length) else e - s
@@ -206,7 +219,8 @@ class WindowDataset(Dataset):
         for m in self.modalities:
             x = take(self._array(vi, m))
             if m == "video":
-                inputs[m] = x  # a memory-map view when unpadded: collate copies it once, into the batch
+                # uint8, a memory-map view when unpadded: collate copies it once, into the batch
+                inputs[m] = x if self.face_transform is None else self._faces(x, epoch, i)
                 continue
             x = np.asarray(x).reshape(len(x), -1).astype(np.float32)
             if not np.isfinite(x).all():
@@ -243,7 +257,8 @@ class EpochShuffle(torch.utils.data.Sampler):
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        # (epoch, index): the dataset seeds per-window augmentation done in its workers with it
+        return iter([(self.epoch, i) for i in torch.randperm(self.n, generator=g).tolist()])
 
 
 def _stack(arrays: Sequence[np.ndarray]) -> torch.Tensor:

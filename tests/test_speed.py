@@ -204,18 +204,24 @@ def test_faces_transformed_in_the_workers_are_seeded_per_epoch_and_window(tmp_pa
     recs = split_records(root, "train")
     plain = WindowDataset(recs, ["video", "vggish"], 8, 4, train=True, seed=3)
     ds = WindowDataset(recs, ["video", "vggish"], 8, 4, train=True, seed=3, face_transform=FaceTransform(12, 8))
-    a, b, c = ds[(0, 5)], ds[(0, 5)], ds[(1, 5)]
-    assert a["inputs"]["video"].shape == (8, 3, 8, 8) and a["inputs"]["video"].dtype == np.float32
-    np.testing.assert_array_equal(a["inputs"]["video"], b["inputs"]["video"])  # a resumed epoch replays it
-    assert not np.array_equal(a["inputs"]["video"], c["inputs"]["video"])  # another epoch, another crop
-    # the crop/flip is one of the window's: the transform of the raw uint8 window with the same seed
-    raw = torch.from_numpy(np.array(plain[5]["inputs"]["video"]))[None]
-    g = torch.Generator()
-    g.manual_seed(int(np.random.SeedSequence([3, 1, 5]).generate_state(1, np.uint64)[0]) % 2**63)
-    np.testing.assert_array_equal(FaceTransform(12, 8)(raw, generator=g)[0].numpy(), c["inputs"]["video"])
-    batch = collate([a, c])
-    moved = engine.to_device(batch, torch.device("cpu"), FaceTransform(12, 8))
-    assert torch.equal(moved["inputs"]["video"], batch["inputs"]["video"])  # not transformed twice
+    a, b, c = collate([ds[(0, 5)], ds[(0, 2)]]), collate([ds[(0, 5)], ds[(0, 2)]]), collate([ds[(1, 5)]])
+    assert a["inputs"]["video"].shape == (2, 8, 3, 8, 8) and a["inputs"]["video"].dtype == torch.float32
+    assert torch.equal(a["inputs"]["video"], b["inputs"]["video"])  # a resumed epoch replays it
+    assert not torch.equal(a["inputs"]["video"][0], c["inputs"]["video"][0])  # another epoch, another crop
+    # each window's crop/flip: the transform of its raw uint8 frames with its (seed, epoch, item) generator
+    for batch, row, key in ((a, 0, (0, 5)), (a, 1, (0, 2)), (c, 0, (1, 5))):
+        raw = torch.from_numpy(np.array(plain[key[1]]["inputs"]["video"]))[None]
+        g = torch.Generator()
+        g.manual_seed(int(np.random.SeedSequence([3, *key]).generate_state(1, np.uint64)[0]) % 2**63)
+        torch.testing.assert_close(batch["inputs"]["video"][row], FaceTransform(12, 8)(raw, generator=g)[0],
+                                   rtol=0, atol=0)
+    moved = engine.to_device(a, torch.device("cpu"), FaceTransform(12, 8))
+    assert torch.equal(moved["inputs"]["video"], a["inputs"]["video"])  # not transformed twice
+    ev = WindowDataset(recs, ["video"], 8, 4, train=False, face_transform=FaceTransform(12, 8, train=False))
+    whole = collate([ev[0], ev[1]])  # whole videos of 30 and 40 frames, padded to 40
+    want = FaceTransform(12, 8, train=False)(torch.from_numpy(np.array(ev._array(0, "video")))[None])
+    torch.testing.assert_close(whole["inputs"]["video"][0, :30], want[0], rtol=0, atol=0)
+    assert whole["mask"][0].sum() == 30 and bool((whole["inputs"]["video"][0, 30:] == -1).all())  # as 0 faces
 
 
 @pytest.mark.slow
@@ -232,3 +238,22 @@ def test_cpu_training_on_faces_with_the_transform_in_two_workers(tmp_path):
     again = train(parse_options([*argv[:5], "w2", *argv[6:]]))
     assert [h["train_loss"] for h in first["history"]] == [h["train_loss"] for h in again["history"]]
     assert np.isfinite(first["history"][-1]["train_loss"])
+
+
+def test_collate_fills_one_buffer_per_batch_and_a_worker_sends_the_same_batch(tmp_path):
+    from torch.utils.data import DataLoader
+
+    root = write_synthetic_arrays(tmp_path, {"train": [30, 40], "val": [20, 26], "test": [20]}, dict(DIMS), seed=0)
+    ds = WindowDataset(split_records(root, "val"), ["vision", "vggish", "bert"], 8, 4, train=False)
+    b = collate([ds[0], ds[1]])  # 20 and 26 frames: the first is padded
+    tensors = [*b["inputs"].values(), b["mask"], b["target"], b["global_target"], b["frame_idx"]]
+    assert len({t.untyped_storage().data_ptr() for t in tensors}) == 1
+    raw = np.load(ds.videos[0].folder / "vggish.npy")
+    np.testing.assert_array_equal(b["inputs"]["vggish"][0, :20].numpy(), raw)
+    assert (b["inputs"]["vggish"][0, 20:] == 0).all() and b["mask"][0].sum() == 20 and b["mask"][1].all()
+    assert b["frame_idx"][0, 20:].eq(-1).all() and b["frame_idx"][1].tolist() == list(range(26))
+    via_worker = next(iter(DataLoader(ds, batch_size=2, num_workers=1, collate_fn=collate)))
+    for k in ("mask", "target", "global_target", "frame_idx", "video_target", "bounds"):
+        assert torch.equal(via_worker[k], b[k]), k
+    for m in b["inputs"]:
+        assert torch.equal(via_worker["inputs"][m], b["inputs"][m]), m

@@ -100,8 +100,10 @@ class FaceTransform:
         y = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
         return y.round_().clamp_(0, 255)
 
-    def __call__(self, faces: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """(B,L,S,S,3) uint8 -> (B,L,3,crop,crop) float32 in [-1,1]."""
+    def __call__(self, faces: torch.Tensor, generator: Optional[torch.Generator] = None,
+                 out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B,L,S,S,3) uint8 -> (B,L,3,crop,crop) float32 in [-1,1], written into ``out`` when
+        given (e.g. straight into a collated batch)."""
         if faces.dtype != torch.uint8 or faces.ndim != 5 or faces.shape[-1] != 3:
             raise ValueError(f"faces must be (B,L,H,W,3) uint8, got {tuple(faces.shape)} {faces.dtype}")
         b, l, h, w, _ = faces.shape
@@ -116,11 +118,16 @@ class FaceTransform:
             top = torch.randint(0, hh - c + 1, (b,), generator=generator, device=dev).tolist()
             left = torch.randint(0, ww - c + 1, (b,), generator=generator, device=dev).tolist()
             flip = (torch.rand(b, generator=generator, device=dev) < 0.5).tolist()
-            out = torch.empty((b, l, 3, c, c), dtype=torch.float32, device=faces.device)
+            if out is None:
+                out = torch.empty((b, l, 3, c, c), dtype=torch.float32, device=faces.device)
             for i in range(b):
                 xi = x[i, :, :, top[i]:top[i] + c, left[i]:left[i] + c]
                 out[i].copy_(xi.flip(-1) if flip[i] else xi)
         else:
             top, left = int(round((hh - c) / 2.0)), int(round((ww - c) / 2.0))
-            out = x[..., top:top + c, left:left + c].to(torch.float32, memory_format=torch.contiguous_format)
+            x = x[..., top:top + c, left:left + c]
+            if out is None:
+                out = x.to(torch.float32, memory_format=torch.contiguous_format)
+            else:
+                out.copy_(x)
         return out.div_(127.5).sub_(1.0)

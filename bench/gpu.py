@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import copy
 import datetime
+import gc
 import itertools
 import os
 import platform
@@ -120,6 +121,7 @@ class Recorder:
         except Exception as exc:  # recorded, and the next measurement runs
             row.update(status="error", error=f"{type(exc).__name__}: {exc}"[:2000])
             traceback.print_exc()
+        gc.collect()  # a finished measurement's loader and its persistent workers go now
         if cuda:
             with contextlib.suppress(Exception):
                 torch.cuda.synchronize()
@@ -233,9 +235,9 @@ class Context:
         return make_loader(ds, batch or (self.sz["batch"] if split == "train" else 1), split == "train", o,
                            self.info, epoch_seed=0)
 
-    def device_batches(self, path: str, split: str) -> List[Dict[str, Any]]:
+    def device_batches(self, path: str, split: str, batch: int = 1) -> List[Dict[str, Any]]:
         """A few batches moved to the device once (uint8 faces), for GPU-bound timings."""
-        key = f"{path}/{split}"
+        key = f"{path}/{split}/{batch}"
         if key not in self._device_batches:
             ds = self.datasets(path)[split]
             if split == "train":
@@ -243,7 +245,8 @@ class Context:
                 n = min(len(ds) // b, 4)
                 batches = [collate([ds[i] for i in range(k * b, (k + 1) * b)]) for k in range(max(n, 1))]
             else:
-                batches = [collate([ds[i]]) for i in range(len(ds))]
+                batches = [collate([ds[i] for i in range(k, min(k + batch, len(ds)))])
+                           for k in range(0, len(ds), batch)]
             self._device_batches[key] = [engine.to_device(x, self.device) for x in batches]
         return self._device_batches[key]
 
@@ -420,8 +423,8 @@ def time_eval(ctx: Context, model: str, path: str, *, compat: bool, amp_dtype: s
               batch: int = 1) -> Dict[str, Any]:
     s = Setup(ctx, model, path, compat=compat, amp_dtype=amp_dtype, channels_last=channels_last)
     frames = sum(v.length for v in ctx.datasets(path)["val"].videos)
-    dev_batches = ctx.device_batches(path, "val")
-    out: Dict[str, Any] = {"frames": frames, "videos": len(dev_batches), "eval_batch": batch}
+    dev_batches = ctx.device_batches(path, "val", batch)
+    out: Dict[str, Any] = {"frames": frames, "videos": len(ctx.datasets(path)["val"]), "eval_batch": batch}
     for tag in ("gpu_cold", "gpu_warm"):
         sync(ctx.device)
         t = time.perf_counter()
@@ -645,6 +648,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 rec.run("eval", lambda m=m, compat=compat, dt=dt, cl=cl: time_eval(
                     ctx, m, "video", compat=compat, amp_dtype=dt, channels_last=cl), model=m, path="video",
                     variant=name, need_s=10)
+        for m in models:  # evaluation in large batches (padded to the longest video, masked)
+            rec.run("eval", lambda m=m: time_eval(ctx, m, "video", compat=False, amp_dtype="bfloat16",
+                                                  channels_last=True, batch=8), model=m, path="video",
+                    variant="fixed bf16 channels-last, 8 videos per batch", need_s=10)
         for m in models:
             rec.run("train_step", lambda m=m: time_train_step(ctx, m, "vision", compat=False, amp_dtype="bfloat16",
                                                               channels_last=False), model=m, path="vision",

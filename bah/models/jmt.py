@@ -41,7 +41,7 @@ class TransformerEncoderLayer(nn.Module):
         self.layer_norm2 = nn.LayerNorm(dim)
 
     def forward(self, x, key_padding_mask=None, need_weights=False):
-        attn, _ = self.attention(x, x, x, key_padding_mask=key_padding_mask, need_weights=need_weights)
+        attn = _attend(self.attention, x, x, key_padding_mask, need_weights)
         x = self.layer_norm1(x + attn)
         return self.layer_norm2(x + self.feed_forward(x))
 
@@ -57,8 +57,30 @@ class TransformerEncoderBlock(nn.Module):
         return x
 
 
+# Attention over time costs O(L^2): whole-video evaluation of a 15,000-frame video spent
+# minutes in it. Beyond LOCAL_ATTENTION_FROM frames (fixed mode only) each block of
+# LOCAL_ATTENTION_RADIUS queries attends to the keys within one more block on either side, so
+# every frame sees at least RADIUS frames of context each way (more than a training window of
+# 696 gives it) and the cost is linear in L. Up to that length attention is exact and unchanged.
+LOCAL_ATTENTION_FROM = 2048
+LOCAL_ATTENTION_RADIUS = 1024
+
+
 def _attend(mha: nn.MultiheadAttention, q, kv, key_padding_mask, need_weights):
-    return mha(q, kv, kv, key_padding_mask=key_padding_mask, need_weights=need_weights)[0]
+    """Sequence-first attention of ``q`` (L, B, C) over ``kv``; local beyond LOCAL_ATTENTION_FROM."""
+    length = q.shape[0]
+    if need_weights or length <= LOCAL_ATTENTION_FROM or kv.shape[0] != length:
+        return mha(q, kv, kv, key_padding_mask=key_padding_mask, need_weights=need_weights)[0]
+    r = LOCAL_ATTENTION_RADIUS
+    outs = []
+    for s in range(0, length, r):
+        e = min(s + r, length)
+        ks, ke = max(0, s - r), min(length, e + r)
+        # a sample whose keys in this span are all padding keeps them (finite softmax; its
+        # queries here are padding too, as padding only ever trails the real frames)
+        kpm = None if key_padding_mask is None else safe_key_padding(~key_padding_mask[:, ks:ke])
+        outs.append(mha(q[s:e], kv[ks:ke], kv[ks:ke], key_padding_mask=kpm, need_weights=False)[0])
+    return torch.cat(outs, 0)
 
 
 class JMTFusion(nn.Module):

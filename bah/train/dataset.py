@@ -6,15 +6,17 @@ Items are training windows (``window_length`` frames, stride ``hop_length``, plu
 window) or whole videos for evaluation. Short items are padded by repeating the last row (the
 original's rule) and the padded rows are marked False in ``mask`` unless the padded frames
 are to be scored as the original did (``score_padded``). Faces stay uint8; the
-``FaceTransform`` runs on the batch on the training device.
+``FaceTransform`` runs on the batch on the training device (on a CPU-only run, per window in
+the loader workers: ``face_transform``).
 """
 from __future__ import annotations
 
 import logging
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -121,8 +123,12 @@ class WindowDataset(Dataset):
                  hop_length: int, train: bool, stats: Optional[Mapping[str, Stats]] = None, *,
                  compat: bool = False, pad_to_window: Optional[bool] = None, score_padded: Optional[bool] = None,
                  global_sup_scope: Optional[str] = None, seed: int = 0, shuffles: int = 100,
-                 check: bool = True):
+                 check: bool = True, face_transform: Optional[Callable] = None):
         self.videos = list(videos)
+        # On a CPU-only run the face transform runs here, in the loader workers, instead of in
+        # the training process; its random crop/flip per window is seeded by (seed, epoch, item).
+        self.face_transform = face_transform
+        self.seed = seed
         if not self.videos:
             raise DataError("empty split: no videos")
         self.modalities = [m for m in modalities if m != LABEL]
@@ -193,7 +199,9 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> Dict[str, Any]:
+    def __getitem__(self, key) -> Dict[str, Any]:
+        """``key``: an item index, or (epoch, index) from ``EpochShuffle``."""
+        epoch, i = key if isinstance(key, tuple) else (0, key)
         vi, s, e = self.items[i]
         v = self.videos[vi]
         length = self.window_length if (self.pad_to_window and e - s < self.window_length) else e - s
@@ -207,7 +215,7 @@ class WindowDataset(Dataset):
         for m in self.modalities:
             x = take(self._array(vi, m))
             if m == "video":
-                inputs[m] = x  # a memory-map view when unpadded: collate copies it once, into the batch
+                inputs[m] = x  # uint8, a memory-map view when unpadded: collate reads it once, into the batch
                 continue
             x = np.asarray(x).reshape(len(x), -1).astype(np.float32)
             if not np.isfinite(x).all():
@@ -224,9 +232,12 @@ class WindowDataset(Dataset):
         if self.score_padded:
             mask[:] = True
         gl = int(target[: e - s].max()) if self.global_sup_scope == "window" else self.video_target(vi)
-        return {"inputs": inputs, "target": target, "mask": mask, "global_target": np.full(length, gl, np.int64),
+        item = {"inputs": inputs, "target": target, "mask": mask, "global_target": np.full(length, gl, np.int64),
                 "video_target": self.video_target(vi), "video_idx": vi, "frame_idx": rows, "video_id": v.video_id,
                 "start": s, "end": e}
+        if self.face_transform is not None and "video" in inputs:
+            item["face_transform"] = (self.face_transform, (self.seed, epoch, i))  # applied by collate
+        return item
 
 
 class EpochShuffle(torch.utils.data.Sampler):
@@ -244,45 +255,96 @@ class EpochShuffle(torch.utils.data.Sampler):
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        # (epoch, index): the dataset seeds per-window augmentation done in its workers with it
+        return iter([(self.epoch, i) for i in torch.randperm(self.n, generator=g).tolist()])
 
 
-def _stack(arrays: Sequence[np.ndarray]) -> torch.Tensor:
-    """Stack into one tensor; inside a loader worker, straight into shared memory, so the batch
-    is not copied again when it is sent to the main process (what default_collate does)."""
-    first = arrays[0]
-    out = torch.empty((len(arrays),) + tuple(first.shape), dtype=torch.from_numpy(np.empty(0, first.dtype)).dtype)
-    if torch.utils.data.get_worker_info() is not None:
-        out.share_memory_()
-    view = out.numpy()
-    for i, a in enumerate(arrays):
-        view[i] = a  # memory-mapped faces are read straight into the batch
+_ALIGN = 64  # bytes; a multiple of every element size
+
+
+def _batch_buffer(specs: Mapping[str, Tuple[Tuple[int, ...], torch.dtype]]) -> Dict[str, torch.Tensor]:
+    """Empty tensors for a whole batch carved from one storage. Inside a loader worker that
+    storage is one shared-memory segment, created shared (``share_memory_()`` on a finished
+    tensor would copy it): one segment per batch, not one per tensor, and the batch reaches
+    the training process without another copy."""
+    offsets, total = {}, 0
+    for k, (shape, dt) in specs.items():
+        total = -(-total // _ALIGN) * _ALIGN
+        offsets[k] = total
+        total += int(np.prod(shape, dtype=np.int64)) * torch.empty(0, dtype=dt).element_size()
+    total = max(total, 1)
+    shared = torch.utils.data.get_worker_info() is not None
+    storage = torch.UntypedStorage._new_shared(total) if shared else torch.UntypedStorage(total)
+    out = {}
+    for k, (shape, dt) in specs.items():
+        t = torch.empty(0, dtype=dt)
+        out[k] = t.set_(storage, offsets[k] // t.element_size(), shape)
     return out
 
 
+def _transform_faces(samples: Sequence[Dict[str, Any]], out: torch.Tensor) -> None:
+    """The face transform of each window, written straight into the batch: one read of the
+    memory-mapped uint8 crops, no per-window copies. Crop and flip of a window come from a
+    generator seeded by (seed, epoch, item), so they do not depend on the worker. Padding rows
+    get -1, what the zero padding of uint8 faces maps to."""
+    tf = samples[0]["face_transform"][0]
+    for b, s in enumerate(samples):
+        x = s["inputs"]["video"]
+        g = torch.Generator()
+        g.manual_seed(int(np.random.SeedSequence(list(s["face_transform"][1])).generate_state(1, np.uint64)[0])
+                      % 2**63)
+        with warnings.catch_warnings():  # a read-only memory map: the transform only reads it
+            warnings.simplefilter("ignore", UserWarning)
+            faces = torch.from_numpy(np.asarray(x))
+        tf(faces[None], generator=g, out=out[b:b + 1, :len(x)])
+        out[b, len(x):] = -1.0
+
+
+def _torch_dtype(dt: np.dtype) -> torch.dtype:
+    return torch.from_numpy(np.empty(0, dt)).dtype
+
+
 def collate(samples: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    """Pad to the longest item (mask False on the padding) and stack into tensors."""
-    L = max(len(s["target"]) for s in samples)
+    """Pad to the longest item (mask False on the padding) and stack into one buffer per batch."""
+    B, L = len(samples), max(len(s["target"]) for s in samples)
+    first = samples[0]
+    transform = first.get("face_transform")
+    specs: Dict[str, Tuple[Tuple[int, ...], torch.dtype]] = {}
+    for m, a in first["inputs"].items():
+        if m == "video" and transform is not None:
+            specs["inputs." + m] = ((B, L, 3, transform[0].crop, transform[0].crop), torch.float32)
+        else:
+            specs["inputs." + m] = ((B, L) + tuple(a.shape[1:]), _torch_dtype(a.dtype))
+    fills = {"mask": False, "target": 0, "global_target": 0, "frame_idx": -1}
+    for k in fills:
+        specs[k] = ((B, L), _torch_dtype(np.asarray(first[k]).dtype))
+    buf = _batch_buffer(specs)
 
-    def pad(arr, fill=0):
-        if len(arr) == L:
-            return arr
-        out = np.full((L,) + arr.shape[1:], fill, dtype=arr.dtype)
-        out[: len(arr)] = arr
-        return out
+    def fill(dst: torch.Tensor, arrays: Sequence[np.ndarray], pad_value) -> torch.Tensor:
+        view = dst.numpy()
+        for i, a in enumerate(arrays):
+            view[i, : len(a)] = a  # memory-mapped faces are read straight into the batch
+            if len(a) < L:
+                view[i, len(a):] = pad_value
+        return dst
 
-    inputs = {m: _stack([pad(s["inputs"][m]) for s in samples]) for m in samples[0]["inputs"]}
-    return {
-        "inputs": inputs,
-        "mask": _stack([pad(s["mask"], False) for s in samples]),
-        "target": _stack([pad(s["target"]) for s in samples]),
-        "global_target": _stack([pad(s["global_target"]) for s in samples]),
+    inputs = {}
+    for m in first["inputs"]:
+        if m == "video" and transform is not None:
+            _transform_faces(samples, buf["inputs.video"])
+            inputs[m] = buf["inputs.video"]
+        else:
+            inputs[m] = fill(buf["inputs." + m], [s["inputs"][m] for s in samples], 0)
+    out = {"inputs": inputs}
+    for k, v in fills.items():
+        out[k] = fill(buf[k], [s[k] for s in samples], v)
+    out.update({
         "video_target": torch.tensor([s["video_target"] for s in samples], dtype=torch.long),
         "video_idx": torch.tensor([s["video_idx"] for s in samples], dtype=torch.long),
-        "frame_idx": torch.from_numpy(np.stack([pad(s["frame_idx"], -1) for s in samples])),
         "video_id": [s["video_id"] for s in samples],
         "bounds": torch.tensor([[s["start"], s["end"]] for s in samples], dtype=torch.long),
-    }
+    })
+    return out
 
 
 def write_synthetic_arrays(out: Path, lengths: Mapping[str, Sequence[int]], dims: Mapping[str, int],

@@ -62,7 +62,7 @@ def to_device(batch: Mapping[str, Any], device: torch.device, transform: Optiona
     """Move tensors to ``device`` and run the face transform there (uint8 travels, not floats)."""
     nb = device.type == "cuda"
     inputs = {m: x.to(device, non_blocking=nb) for m, x in batch["inputs"].items()}
-    if "video" in inputs and transform is not None:
+    if "video" in inputs and transform is not None and inputs["video"].dtype == torch.uint8:  # else done in workers
         inputs["video"] = transform(inputs["video"], generator=generator)
     out = {k: (v.to(device, non_blocking=nb) if torch.is_tensor(v) else v) for k, v in batch.items() if k != "inputs"}
     out["inputs"] = inputs

@@ -41,7 +41,9 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 
 def build_datasets(o: Options, splits: Sequence[str] = ("train", "val", "test"),
-                   dataset_path: Optional[str] = None) -> Dict[str, WindowDataset]:
+                   dataset_path: Optional[str] = None, faces_in_workers: bool = False) -> Dict[str, WindowDataset]:
+    """``faces_in_workers``: the face transform runs in the loader workers (CPU-only runs,
+    where the training process has no device to hand it to)."""
     root = Path(dataset_path or o.dataset_path)
     index = load_index(root)
     split_dir = Path(o.split_dir) if o.split_dir else None
@@ -56,8 +58,10 @@ def build_datasets(o: Options, splits: Sequence[str] = ("train", "val", "test"),
                                       {"compat": o.compat, "splits": o.stats_splits}, progress=o.verbose)
     out = {}
     for s in splits:
+        tf = (FaceTransform(o.face_resize, o.face_crop, train=(s == "train"), pil_exact=o.compat)
+              if faces_in_workers and "video" in o.feature_modalities else None)
         out[s] = WindowDataset(recs[s], o.feature_modalities, o.window_length, o.hop_length, train=(s == "train"),
-                               stats=stats, compat=o.compat, seed=o.seed)
+                               stats=stats, compat=o.compat, seed=o.seed, face_transform=tf)
     return out
 
 
@@ -151,7 +155,7 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
                                       o.resume, o.force, write=info.is_main)
     run.setup_logging(verbose=o.verbose)
     log.info("run folder %s (world size %d, device %s)", run.path, info.world_size, info.device)
-    data = build_datasets(o)
+    data = build_datasets(o, faces_in_workers=info.device.type == "cpu" and not info.distributed)
     dims = modality_dims(data["train"])
     seed_everything(o.seed, o.deterministic)  # model init independent of data-loading RNG use
     model = build_model(o.model_name, dims, o.compat, **model_kwargs(o)).to(info.device)
@@ -189,8 +193,8 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
             find_unused_parameters=True)  # e.g. CAN's dead conv_c, JMT/MT's unused text branch
-    train_tf = FaceTransform(o.face_resize, o.face_crop, train=True)
-    eval_tf = FaceTransform(o.face_resize, o.face_crop, train=False)
+    train_tf = FaceTransform(o.face_resize, o.face_crop, train=True, pil_exact=o.compat)
+    eval_tf = FaceTransform(o.face_resize, o.face_crop, train=False, pil_exact=o.compat)
     key = select_key(o)
     val_loader = make_loader(data["val"], o.eval_batch_size, False, o, info)
     loader = make_loader(data["train"], o.train_batch_size, True, o, info, o.seed)
@@ -328,7 +332,8 @@ def evaluate_run(o: Options) -> Dict[str, Any]:
     engine.optimise_backbone(model, channels_last=so.channels_last and info.device.type == "cuda", compile=so.compile)
     loader = make_loader(ds, so.eval_batch_size, False, so, info)
     preds = gather_predictions(engine.predict(model, loader, info.device,
-                                              transform=FaceTransform(so.face_resize, so.face_crop, train=False),
+                                              transform=FaceTransform(so.face_resize, so.face_crop, train=False,
+                                                                        pil_exact=so.compat),
                                               amp=so.amp, amp_dtype=so.amp_dtype, fixed_length=fixed_length_of(model),
                                               hop_length=so.hop_length, keep_amp_dtype=so.compat,
                                               progress=so.verbose and info.is_main, desc=o.eval_set), info)

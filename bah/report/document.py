@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import numpy as np
 
 from bah.core.files import read_yaml, write_json, write_text
+from bah.core.safe_pickle import load_pickle
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,13 @@ def find_predictions(run_dir: Path, split: str) -> Path:
 
 
 def load_predictions(path: Path) -> Dict[str, Dict[str, Any]]:
-    # The run's own output; the trainer writes it with pickle as the original did.
+    # The original's format: a run folder handed over by someone else must not run code here.
     try:
-        with open(path, "rb") as fh:
-            d = pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        d = load_pickle(path)
+    except OSError as exc:
         raise ReportError(f"{path}: cannot read predictions ({exc})") from None
+    except pickle.UnpicklingError as exc:
+        raise ReportError(f"cannot read predictions: {exc}") from None
     if not isinstance(d, dict) or not d:
         raise ReportError(f"{path}: expected a non-empty dict video id -> {{labels, logits, g_labels}}")
     return d

@@ -105,6 +105,11 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def plain(obj: Any) -> Any:
+    """``obj`` as YAML/JSON-ready builtins (dataclasses, paths, numpy scalars converted)."""
+    return _plain(obj)
+
+
 def _plain(obj: Any) -> Any:
     if hasattr(obj, "__dataclass_fields__"):
         import dataclasses

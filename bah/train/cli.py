@@ -8,6 +8,7 @@ import sys
 from typing import Optional, Sequence
 
 from bah.core.config import ConfigError
+from bah.train import preemption
 from bah.train.options import Options, OptionsError, get_args_parser, parse_options
 from bah.train.checkpoint import CheckpointError
 from bah.train.dataset import DataError
@@ -25,11 +26,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if o.mode == "EVALUATION":
             evaluate_run(o)
         else:
-            train(o, argv)
+            with preemption.StopRequest():
+                train(o, argv)
+    except preemption.Preempted as exc:
+        return _preempted("main.py", exc)
     except (OptionsError, ConfigError, RunExistsError, DataError, CheckpointError) as exc:
         print(f"main.py: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _preempted(prog: str, exc: Exception) -> int:
+    print(f"{prog}: {exc}; run the same command again to continue (exit {preemption.REQUEUE_EXIT_CODE})",
+          file=sys.stderr)
+    return preemption.REQUEUE_EXIT_CODE
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +78,10 @@ def _options_from_bah(args: argparse.Namespace, mode: str) -> Options:
 def run_train(args: argparse.Namespace) -> int:
     try:
         o = _options_from_bah(args, "TRAINING")
-        train(o, sys.argv[2:], prog="bah train")
+        with preemption.StopRequest():
+            train(o, sys.argv[2:], prog="bah train")
+    except preemption.Preempted as exc:
+        return _preempted("bah train", exc)
     except (OptionsError, RunExistsError, DataError, CheckpointError) as exc:
         print(f"bah train: error: {exc}", file=sys.stderr)
         return 2

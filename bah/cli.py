@@ -25,6 +25,7 @@ COMMANDS = {
     "video-features": ("bah.stages.video_features.stage", "per-window and per-video features (timing, prosody, text, face)"),
     "labels": ("bah.stages.labels", "write per-frame A/H labels from the annotation YAML"),
     "index": ("bah.stages.index", "gather the shards into dataset_info.pkl and a JSON index"),
+    "status": ("bah.apps.overview", "per stage and block: videos done / failed / missing, blocks that never finished"),
     "train": ("bah.train.cli", "train a model (the flags of the original main.py)"),
     "evaluate": ("bah.train.cli", "evaluate a saved run on a split"),
     "predict": ("bah.apps.predict", "per-frame A/H timeline for a new video"),

@@ -300,8 +300,8 @@ def _step_faces(ctx: Context) -> None:
 def _step_features(ctx: Context) -> None:
     # one process by default: starting torch + the text model in each costs more than the
     # light extractors of the demo; vggish/ir50 on a CPU are worth `pipeline.features_parallel: 2`
-    _parallel(ctx, _stage(ctx, "features"), int(ctx.settings["features_parallel"]),
-              block_flags=("--nparts", "--part"))
+    # exit status 1 = some videos failed, as for faces
+    _parallel(ctx, _stage(ctx, "features"), int(ctx.settings["features_parallel"]), ok=(0, 1))
 
 
 def _step_labels(ctx: Context) -> None:

@@ -189,11 +189,22 @@ class RunFolder:
 def _stage_section(dataset_path: Path, stage: str) -> Optional[Dict[str, Any]]:
     import yaml
 
-    f = Path(dataset_path) / "stages" / stage / "config.yaml"
-    if not f.is_file():
+    folder = Path(dataset_path) / "stages" / stage
+    # one file per block (config-block<b>.yaml), config.yaml from unblocked stages and older runs
+    files = sorted(folder.glob("config-block*.yaml")) or [folder / "config.yaml"]
+    sections = []
+    for f in files:
+        if f.is_file():
+            doc = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+            section = dict(doc.get(stage) or {})
+            if section not in sections:
+                sections.append(section)
+    if not sections:
         return None
-    doc = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
-    return dict(doc.get(stage) or {})
+    if len(sections) > 1:
+        log.warning("blocks of stage %s ran with %d different settings (%s); recording the first",
+                    stage, len(sections), folder)
+    return sections[0]
 
 
 def preprocessing_record(dataset_path: Path, modality_dims: Mapping[str, Any], stats: Mapping[str, Any],

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator, List, Mapping, Optional, Union
 
 import yaml
 
-from bah.core.files import plain
+from bah.core.files import plain, read_yaml
 from bah.train.run_folder import RunExistsError
 
 log = logging.getLogger(__name__)
@@ -100,12 +100,9 @@ def options_diff(saved: Mapping[str, Any], new: Mapping[str, Any]) -> List[str]:
 def check_resume(config_path: Path, options: Mapping[str, Any]) -> None:
     """Refuse to resume with changed options, naming each change; writes nothing."""
     config_path = Path(config_path)
-    try:
-        saved = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
+    if not config_path.is_file():
         return  # killed before config.yml was written: nothing to compare with
-    except (OSError, yaml.YAMLError) as exc:
-        raise ResumeMismatchError(f"{config_path}: cannot read the saved options ({exc})") from None
+    saved = read_yaml(config_path, ResumeMismatchError, "saved options")
     diff = options_diff(saved, options)
     if diff:
         allowed = ", ".join(f"--{k}" for k in sorted(RESUMABLE_OPTIONS - {"mode", "config", "resume", "force", "cmdline"}))

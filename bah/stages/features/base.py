@@ -79,8 +79,6 @@ class Extractor:
     stem: str = ""
     result_keys: Tuple[str, ...] = ()  # FeatureConfig fields that change this extractor's output
     modality: str = ""
-    # (file in the video's folder, command that writes it): checked for the whole block up front
-    reads: Optional[Tuple[str, str]] = None
 
     def __init__(self, settings: Any = None):
         self.settings = FeatureConfig() if settings is None else settings

@@ -168,15 +168,16 @@ def claim_all(status: Dict[str, StageStatus], vid: str, names: Sequence[str]) ->
 
 
 def missing_inputs(records: Sequence[Any], out: Path, names: Sequence[str]) -> None:
-    """Stop up front, once, when an extractor's input stage has not run for any video of the block."""
-    for n in names:
-        reads = EXTRACTORS.get(n).reads
-        if not reads or not records:
-            continue
-        fname, command = reads
-        if not any((video_dir(out, r.video_id) / fname).is_file() for r in records):
-            raise ConfigError(f"extractor {n!r} reads {fname} of each video, and none of the {len(records)} videos "
-                              f"of this block has one under {out}/features/: run `{command} --out {out}` first")
+    """Stop up front, once, when vision extractors run before `bah faces` did for any video of the block."""
+    from bah.stages.features.visual import FACES_FILE, RECORD_FILE
+
+    vision = [n for n in names if EXTRACTORS.get(n).modality == "vision"]
+    if not vision or not records:
+        return
+    if not any((video_dir(out, r.video_id) / f).is_file() for r in records for f in (FACES_FILE, RECORD_FILE)):
+        raise ConfigError(f"extractor(s) {', '.join(vision)} read the faces of each video, and none of the "
+                          f"{len(records)} videos of this block has {FACES_FILE} or {RECORD_FILE} under "
+                          f"{out}/features/: run `bah faces --out {out}` first")
 
 
 # ---------------------------------------------------------------------------------------------

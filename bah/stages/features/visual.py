@@ -71,7 +71,6 @@ class TorchFaceExtractor(Extractor):
     """Shared loop of the PyTorch face backbones: batches, device, AMP on GPU, L2 norm."""
 
     modality = "vision"
-    reads = (FACES_FILE, "bah faces")
     resize = 48
     crop = 40
 
@@ -190,7 +189,6 @@ class DlibFaceExtractor(Extractor):
 
     stem = "dlib_face"
     modality = "vision"
-    reads = (FACES_FILE, "bah faces")
     size = 150
 
     def __init__(self, settings=None):
@@ -252,7 +250,6 @@ class LandmarkExtractor(Extractor):
     """136-d normalised 68-point landmarks from ``face_record.npz`` (zeros where no face)."""
 
     modality = "vision"
-    reads = (RECORD_FILE, "bah faces")
 
     def dim(self) -> int:
         return 136

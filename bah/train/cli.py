@@ -37,6 +37,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _preempted(prog: str, exc: Exception) -> int:
+    preemption.mark_preempted(str(exc))
     print(f"{prog}: {exc}; run the same command again to continue (exit {preemption.REQUEUE_EXIT_CODE})",
           file=sys.stderr)
     return preemption.REQUEUE_EXIT_CODE

@@ -4,14 +4,16 @@ A cluster scheduler announces the end of a job with a signal (SLURM: SIGTERM at 
 limit or on pre-emption, or the signal chosen with ``--signal=USR1@<seconds>``). The handler
 only sets a flag; the trainer stops at the next safe point:
 
-- between two training steps (single process): the unfinished epoch is dropped, and the
-  epoch is redone on resume from ``checkpoints/last.pth`` of the previous epoch, with the
-  same seed, so the result equals an uninterrupted run;
-- at the end of an epoch, once ``last.pth`` is saved (the only point under DDP, where every
-  rank must agree to stop together).
+- between two training steps: the unfinished epoch is dropped, and the epoch is redone on
+  resume from ``checkpoints/last.pth`` of the previous epoch, with the same seed, so the
+  result equals an uninterrupted run (under DDP the ranks agree on the flag with one
+  all-reduce per step, so all of them stop at the same step);
+- at the end of an epoch (a signal during validation), once ``last.pth`` is saved.
 
-Then the command exits with ``REQUEUE_EXIT_CODE`` (75, ``EX_TEMPFAIL``: try again), which the
-sbatch templates under ``scripts/slurm/`` turn into ``scontrol requeue``.
+Then the command exits with ``REQUEUE_EXIT_CODE`` (75, ``EX_TEMPFAIL``: try again) and, when
+``BAH_PREEMPTED_FILE`` is set, writes that file: torchrun reports any failed worker as exit
+status 1, so the sbatch templates under ``scripts/slurm/`` look for the file to decide on
+``scontrol requeue``.
 
 ``--resume auto`` (the default when ``SLURM_JOB_ID`` is set) resumes when the run folder has a
 ``last.pth`` and starts otherwise, so a requeued or re-submitted job continues where it
@@ -47,6 +49,22 @@ class Preempted(Exception):
 
 class ResumeMismatchError(RunExistsError):
     """The options of a resumed run differ from the saved ones outside ``RESUMABLE_OPTIONS``."""
+
+
+PREEMPTED_FILE_ENV = "BAH_PREEMPTED_FILE"
+
+
+def mark_preempted(reason: str) -> None:
+    """Leave the file named by BAH_PREEMPTED_FILE for the job script (see the module docstring)."""
+    path = os.environ.get(PREEMPTED_FILE_ENV)
+    if path:
+        import socket
+        import time
+
+        from bah.core.files import write_json
+
+        write_json(path, {"reason": reason, "host": socket.gethostname(), "pid": os.getpid(),
+                          "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "exit": REQUEUE_EXIT_CODE})
 
 
 # ---------------------------------------------------------------------------------- --resume
@@ -166,13 +184,24 @@ def current() -> StopRequest:
 
 
 def guard(loader: Iterable, info: Any) -> "_Guarded":
-    """Wrap a training loader: stop before the next step once a signal arrived (single process)."""
-    return _Guarded(loader, current(), not getattr(info, "distributed", False))
+    """Wrap a training loader: stop before the next step once a signal arrived (on any rank)."""
+    return _Guarded(loader, current(), info)
+
+
+def _any_rank(flag: bool, info: Any) -> bool:
+    if not getattr(info, "distributed", False):
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0], device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
 
 
 class _Guarded:
-    def __init__(self, loader: Iterable, stop: StopRequest, per_step: bool):
-        self._loader, self._stop, self._per_step = loader, stop, per_step
+    def __init__(self, loader: Iterable, stop: StopRequest, info: Any):
+        self._loader, self._stop, self._info = loader, stop, info
 
     def __len__(self) -> int:
         return len(self._loader)  # type: ignore[arg-type]
@@ -182,8 +211,9 @@ class _Guarded:
 
     def __iter__(self) -> Iterator:
         for batch in self._loader:
-            if self._per_step and self._stop.requested:
-                raise Preempted(f"{self._stop.signal}: stopped between two steps; the unfinished epoch is "
+            if _any_rank(self._stop.requested, self._info):
+                raise Preempted(f"{self._stop.signal or 'a stop signal on another rank'}: stopped between two "
+                                f"steps; the unfinished epoch is "
                                 f"redone on resume")
             yield batch
 
@@ -191,11 +221,6 @@ class _Guarded:
 def stop_point(info: Any, epoch: int) -> None:
     """End of an epoch, after ``last.pth`` is saved: stop here when any rank was signalled."""
     stop = current()
-    flags = [stop.requested]
-    if getattr(info, "distributed", False):
-        from bah.train.distributed import all_gather_objects
-
-        flags = all_gather_objects(stop.requested, info)
-    if any(flags):
+    if _any_rank(stop.requested, info):
         raise Preempted(f"{stop.signal or 'a stop signal on another rank'}: stopped after epoch {epoch} "
                         f"(last.pth saved)")

@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from tqdm import tqdm
 
-from bah.core.config import section
+from bah.core.config import ConfigError, section
 from bah.data import SPLIT_NAMES, Release, annotation_frame_counts, parse_video_id
 from bah.core.files import read_jsonl, write_jsonl
 from bah.core.layout import manifest_path, stage_dir
@@ -342,8 +342,11 @@ def run(args: argparse.Namespace) -> int:
     })
     mc: ManifestConfig = cfg["manifest"]
     data_root = cfg.require_data_root()
-    records = build_manifest(data_root, cfg.out, splits=list(mc.splits) or None, workers=mc.workers,
-                             force=bool(args.force))
+    try:
+        records = build_manifest(data_root, cfg.out, splits=list(mc.splits) or None, workers=mc.workers,
+                                 force=bool(args.force))
+    except (FileNotFoundError, ValueError) as exc:  # split files: the message names the file and line
+        raise ConfigError(str(exc)) from None
     cfg.save(stage_dir(cfg.out, "manifest") / "config.yaml")
     failures = [{"video_id": r.video_id, "split": r.split, "reason": r.error} for r in records if not r.ok]
     write_jsonl(stage_dir(cfg.out, "manifest") / "failures.jsonl", failures)
@@ -351,4 +354,4 @@ def run(args: argparse.Namespace) -> int:
     print(summarize(records))
     if failures:
         print(f"{len(failures)} video(s) cannot be used; see {stage_dir(cfg.out, 'manifest') / 'failures.jsonl'}")
-    return 0 if len(failures) < len(records) else 1
+    return 1 if failures else 0

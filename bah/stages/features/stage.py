@@ -116,7 +116,7 @@ def extract_features(records: Sequence[Any], out: Path, settings: FeatureConfig,
                 lock.release()
         res.done += ok is True
         res.failed += ok is False
-    res.failures = [f for st in status.values() for f in st.failures()]
+    res.failures = [f for st in status.values() for f in st.failures() if f.get("block") == str(b)]
     for st in status.values():
         st.finish(done=res.done, skipped=res.skipped, failed=res.failed, busy=res.busy)
     meta = {"version": VERSION, "settings": asdict(settings),

@@ -30,3 +30,12 @@ def test_stage_with_no_manifest_names_the_command(tmp_path, capsys, caplog):
         assert main([cmd, "--out", str(tmp_path)]) == 2, cmd
         captured = capsys.readouterr()
         assert "bah manifest" in captured.err + captured.out + caplog.text, cmd
+
+
+def test_unknown_set_section_is_rejected_like_an_unknown_key(tmp_path, capsys):
+    assert main(["manifest", "--data-root", str(tmp_path), "--out", str(tmp_path), "--set", "manifest.wrokers=2"]) == 2
+    assert "unknown setting(s) ['wrokers']" in capsys.readouterr().err
+    assert main(["manifest", "--data-root", str(tmp_path), "--out", str(tmp_path), "--set", "manifets.workers=2"]) == 2
+    err = capsys.readouterr().err
+    assert "--set manifets.workers: unknown section 'manifets'" in err and "manifest.KEY" in err
+    assert main(["manifest", "--data-root", str(tmp_path), "--out", str(tmp_path), "--set", "faces.size=64"]) == 2

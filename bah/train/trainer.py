@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from bah.train import engine, preemption
+from bah.train import engine, preemption, validation
 from bah.train.augmentation import FaceTransform
 from bah.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from bah.train.dataset import EpochShuffle, WindowDataset, collate, load_index, split_records, subsample
@@ -147,6 +147,7 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
     from bah.train.distributed import broadcast_object
 
     exp_id = broadcast_object(exp_id, info)
+    validation.check_before_run(o, info)  # before the run folder exists
     resume = resume_check(o, run_dir(Path(o.output_root), o.dataset_name, o.fold_to_run, exp_id))
     run = RunFolder.open_for_training(run_dir(Path(o.output_root), o.dataset_name, o.fold_to_run, exp_id),
                                       resume, o.force, write=info.is_main)

@@ -250,7 +250,7 @@ def _markdown(r: Report, cfg: Mapping[str, Any], split: str, pred_path: Path, pe
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("report")
     g.add_argument("run_dir", help="a run folder written by the trainer (<output_root>/BAH_DB/fold-0/id_<exp_id>)")
-    g.add_argument("--dest", default=None, help="report folder (default RUN_DIR/report)")
+    g.add_argument("--dest", default=None, help="old name of --out: the report folder (default RUN_DIR/report)")
     g.add_argument("--split", default="test", choices=("test", "val"), help="which split's predictions to report")
     g.add_argument("--timelines", type=int, default=4, help="number of per-video timeline plots")
     g.add_argument("--min-fraction", type=float, default=DEFAULT_MIN_FRACTION,
@@ -262,7 +262,8 @@ def run(args: argparse.Namespace) -> int:
         print("bah report: --min-fraction must be in (0, 1]", file=sys.stderr)
         return 2
     try:
-        r = write_report(Path(args.run_dir), Path(args.dest) if args.dest else None, split=args.split,
+        dest = args.dest or getattr(args, "out", None)  # --out, the flag every command shares, or its old name
+        r = write_report(Path(args.run_dir), Path(dest) if dest else None, split=args.split,
                          n_timelines=args.timelines, min_fraction=args.min_fraction)
     except (ReportError, ValueError) as exc:
         print(f"bah report: {exc}", file=sys.stderr)

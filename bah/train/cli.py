@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 from bah.core.config import ConfigError
@@ -73,6 +75,9 @@ def _options_from_bah(args: argparse.Namespace, mode: str) -> Options:
         ns.dataset_path = str(args.out)  # the pipeline's --out holds dataset_info.pkl and features/
     # flags left at their built-in default may be set by the YAML file (CLI > YAML > defaults)
     ns._given = {a.dest for a in parser._actions if a.dest != "help" and getattr(ns, a.dest, None) != a.default}
+    if getattr(args, "out", None) and ns.output_root is None and not os.environ.get("BAH_RUNS"):
+        # `bah train` writes only under --out (main.py keeps the original's ./exps); YAML may still set it
+        ns.output_root = str(Path(args.out) / "runs")
     return parse_options([], parser, namespace=ns)
 
 

@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import yaml
-from tqdm import tqdm
+from bah.core.progress import progress_bar
 
 from bah.core.files import save_npy, write_json, write_text
 from bah.train.run_folder import NORMALISATION, PREPROCESSING, PREPROCESSING_FORMAT
@@ -301,7 +301,7 @@ class Predictor:
 
         if self._aligner is None:
             self._aligner = FaceAligner(self._faces_cfg)
-        with tqdm(total=n, desc=f"faces {path.name}", unit="frame", disable=not self.progress, leave=False) as bar:
+        with progress_bar(total=n, desc=f"faces {path.name}", unit="frame", disable=not self.progress, leave=False) as bar:
             try:
                 facts = self._aligner.align_video(iter_frames(path), n, work, on_frame=bar.update)
             except NoFaceError:
@@ -325,7 +325,7 @@ class Predictor:
         from bah.stages.features import EXTRACTORS
 
         arrays = {}
-        for m, name in tqdm(self._plan.items(), desc="features", unit="extractor", disable=not self.progress,
+        for m, name in progress_bar(self._plan.items(), desc="features", unit="extractor", disable=not self.progress,
                             leave=False):
             ex = self._extractor(name)
             if no_face and EXTRACTORS.get(name).modality == "vision":

@@ -217,7 +217,7 @@ def _consistency_warnings(videos: Sequence[Mapping[str, Any]]) -> List[Dict[str,
 def build_index(out: Path, records: Sequence[Any], cfg: IndexConfig = IndexConfig(),
                 progress: bool = True) -> IndexResult:
     """Validate the arrays of every manifest video and build both indexes (nothing is written)."""
-    from tqdm import tqdm
+    from bah.core.progress import progress_bar
 
     out = Path(out)
     failures = stage_failures(out) if cfg.exclude_failed else {}
@@ -233,7 +233,7 @@ def build_index(out: Path, records: Sequence[Any], cfg: IndexConfig = IndexConfi
     excluded: List[Dict[str, Any]] = []
     problems: List[Tuple[str, str]] = []
     wanted = [r for r in records if r.split in info]
-    for rec in tqdm(wanted, desc="index", unit="video", disable=not progress):
+    for rec in progress_bar(wanted, desc="index", unit="video", disable=not progress):
         vid = rec.video_id
         if getattr(rec, "error", None):
             excluded.append({"video_id": vid, "split": rec.split, "reason": f"manifest: {rec.error}"})

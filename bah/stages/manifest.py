@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from tqdm import tqdm
+from bah.core.progress import progress_bar
 
 from bah.core.config import ConfigError, section
 from bah.data import SPLIT_NAMES, Release, annotation_frame_counts, parse_video_id
@@ -148,7 +148,7 @@ def _probe_one(path: str) -> Tuple[Dict[str, Any], Optional[str]]:
 
 def _probe_all(paths: List[str], workers: int) -> Dict[str, Tuple[Dict[str, Any], Optional[str]]]:
     results: Dict[str, Tuple[Dict[str, Any], Optional[str]]] = {}
-    bar = tqdm(total=len(paths), desc="manifest: decoding", unit="video", disable=not paths)
+    bar = progress_bar(total=len(paths), desc="manifest: decoding", unit="video", disable=not paths)
     try:
         if workers <= 1 or len(paths) <= 1:
             for p in paths:

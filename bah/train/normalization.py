@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
-from tqdm import tqdm
+from bah.core.progress import progress_bar
 
 from bah.core.files import atomic_path, config_hash
 
@@ -66,7 +66,7 @@ def stats_key(folders: Sequence[Path], modalities: Sequence[str], settings: Mapp
 
 def compute_stats(folders: Sequence[Path], modalities: Sequence[str], progress: bool = True) -> Dict[str, Stats]:
     acc: Dict[str, RunningStats] = {}
-    for folder in tqdm(folders, desc="normalisation stats", unit="video", disable=not progress):
+    for folder in progress_bar(folders, desc="normalisation stats", unit="video", disable=not progress):
         for m in modalities:
             f = Path(folder) / f"{m}.npy"
             if not f.exists():

@@ -116,12 +116,12 @@ def _faces_dir(args, config) -> Path:
 
 def pack_block(jobs: Sequence[VideoJob], faces_dir: Path, out: Path, size: int, block: str = "0",
                force: bool = False, progress: bool = True, nblocks: Optional[int] = None) -> dict:
-    from tqdm import tqdm
+    from bah.core.progress import progress_bar
 
     status = StageStatus(out, STAGE, config_hash({"size": size, "faces_dir": str(faces_dir)}), block)
     status.begin(nblocks, [j.video_id for j in jobs])
     counts = {"videos": len(jobs), "skipped": 0, "done": 0, "failed": 0, "busy": 0, "first_index": {}}
-    bar = tqdm(jobs, unit="video", desc=f"pack-faces part {block}", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(jobs, unit="video", desc=f"pack-faces part {block}", disable=not progress, dynamic_ncols=True)
     for job in bar:
         dest = video_dir(out, job.video_id) / "video.npy"
         if not force and status.is_done(job.video_id) and dest.exists():

@@ -92,7 +92,7 @@ def select_jobs(records: Iterable[Any], split: str = "all", video_ids: Sequence[
 def run_block(jobs: Sequence[VideoJob], out: Path, cfg: FaceConfig, block: str = "0", nblocks: Optional[int] = None,
               force: bool = False, progress: bool = True, aligner=None) -> dict:
     """Align every job (one block); return counts. One bad video never stops the others."""
-    from tqdm import tqdm
+    from bah.core.progress import progress_bar
 
     from bah.stages.faces.aligner import FaceAligner
 
@@ -113,7 +113,7 @@ def run_block(jobs: Sequence[VideoJob], out: Path, cfg: FaceConfig, block: str =
         status.finish(**counts)
         return counts
     aligner = aligner or FaceAligner(cfg)
-    bar = tqdm(total=sum(max(j.n_frames, 0) for j in todo), unit="frame", desc=f"faces block {block}",
+    bar = progress_bar(total=sum(max(j.n_frames, 0) for j in todo), unit="frame", desc=f"faces block {block}",
                disable=not progress, dynamic_ncols=True)
     t_block = time.perf_counter()
     try:

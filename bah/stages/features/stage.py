@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from tqdm import tqdm
+from bah.core.progress import progress_bar
 
 from bah.core.config import ConfigError
 from bah.stages.features import EXTRACTORS
@@ -95,7 +95,7 @@ def extract_features(records: Sequence[Any], out: Path, settings: FeatureConfig,
                 raise ConfigError(f"extractor {n!r}: {exc}") from None
 
     res = StageResult()
-    bar = tqdm(work, desc=f"features [{','.join(names)}] block {b}/{nblocks}", unit="video", disable=not work)
+    bar = progress_bar(work, desc=f"features [{','.join(names)}] block {b}/{nblocks}", unit="video", disable=not work)
     for rec, ns in bar:
         if not ns:
             res.skipped += 1

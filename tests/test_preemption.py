@@ -1,6 +1,7 @@
 """Pre-emption: a kill at any instant of a checkpoint save leaves a resumable run; SIGTERM stops
 training at a safe point with the requeue exit code and the same command continues to the
 same result; a resume with changed options stops with a diff before anything is written."""
+import json
 import multiprocessing
 import os
 import signal
@@ -139,3 +140,39 @@ def test_resume_flag_values_and_slurm_defaults(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "70")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     assert preemption.default_exp_id() == "slurm-70_3"
+
+
+@pytest.mark.slow
+def test_ddp_sigterm_to_torchrun_then_same_command_equals_an_uninterrupted_run(tmp_path):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    data = write_synthetic_arrays(tmp_path / "d", {"train": [60, 70, 55, 63, 58, 66], "val": [50, 45],
+                                                   "test": [60, 38, 41]}, {"vggish": 8}, seed=5)
+
+    def cmd(runs):
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+                str(root / "main.py"), *_argv(data, runs, "--num_epochs", "6", "--train_batch_size", "2")]
+
+    flag = tmp_path / "preempted.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(root), BAH_PREEMPTED_FILE=str(flag))
+    env.pop("SLURM_JOB_ID", None)
+    assert subprocess.run(cmd(tmp_path / "full"), env=env, capture_output=True, timeout=600).returncode == 0
+    cut = tmp_path / "cut"
+    last = cut / "BAH_DB" / "fold-0" / "id_r" / "checkpoints" / "last.pth"
+    p = subprocess.Popen(cmd(cut), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while not last.exists() and p.poll() is None:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)  # as SLURM does at the time limit: torchrun passes it to the workers
+    err = p.communicate(timeout=300)[1]
+    assert p.returncode != 0 and flag.is_file(), err[-3000:]
+    assert json.loads(flag.read_text())["exit"] == preemption.REQUEUE_EXIT_CODE
+    r = subprocess.run(cmd(cut) + ["--resume", "auto"], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = np.genfromtxt(cut / "BAH_DB" / "fold-0" / "id_r" / "metrics.csv", delimiter=",", names=True)
+    b = np.genfromtxt(tmp_path / "full" / "BAH_DB" / "fold-0" / "id_r" / "metrics.csv", delimiter=",", names=True)
+    assert len(a) == 6 and np.allclose(a["train_loss"], b["train_loss"], atol=1e-6)
+    assert _results(cut)[1] == pytest.approx(_results(tmp_path / "full")[1], abs=1e-6, nan_ok=True)

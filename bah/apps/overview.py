@@ -97,16 +97,18 @@ def summarize(out: Path) -> Dict[str, Any]:
     from bah.stages.manifest import load_manifest
 
     try:
-        expected: Optional[List[str]] = [r.video_id for r in load_manifest(out)]
+        records = load_manifest(out)
     except FileNotFoundError:
-        expected = None
+        records = None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    expected: Optional[List[str]] = None if records is None else [r.video_id for r in records]
     folders = stage_folders(out)
     if expected is None and not folders:
         raise ConfigError(f"{out}: no manifest.jsonl and no stages/ folder: not a bah output folder "
                           f"(run `bah manifest --data-root DIR --out {out}` first)")
-    return {"out": str(out), "videos": None if expected is None else len(expected),
+    unreadable = {} if records is None else {r.video_id: str(r.error) for r in records if not r.ok}
+    return {"out": str(out), "videos": None if expected is None else len(expected), "unreadable": unreadable,
             "stages": [summarize_stage(f, out, expected) for f in folders]}
 
 
@@ -127,7 +129,9 @@ def _describe_block(b: BlockState) -> str:
 
 def render(summary: Dict[str, Any], limit: int = 10) -> str:
     n = summary["videos"]
-    lines = [f"{summary['out']}: " + (f"{n} videos in the manifest" if n is not None else "no manifest")]
+    bad = summary.get("unreadable") or {}
+    lines = [f"{summary['out']}: " + (f"{n} videos in the manifest" if n is not None else "no manifest")
+             + (f", {len(bad)} of them unreadable (stages/manifest/failures.jsonl)" if bad else "")]
     if not summary["stages"]:
         lines.append("  no stage has run yet")
     for s in summary["stages"]:

@@ -339,6 +339,7 @@ def label_videos(out: Path, records: Sequence[Any], source: LabelSource, cfg: La
             status.mark_failed(vid, reason, split=rec.split)
             report.failed.append(row)
             log.error("%s", reason)
+    status.finish(done=len(report.written), skipped=len(report.skipped), failed=len(report.failed))
     return report
 
 

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from bah.core.files import read_jsonl, write_json, write_jsonl
 from bah.core.layout import stage_dir
@@ -110,3 +110,17 @@ def block_config_name(block: Any) -> str:
     """Each block records the configuration it ran with under its own name: blocks of one
     array never overwrite each other's record (``bah status`` and provenance read them all)."""
     return f"config-block{block}.yaml"
+
+
+def claim_all(statuses: Sequence["StageStatus"], video_id: str) -> Optional[List[FileLock]]:
+    """The video's lock in every one of ``statuses`` (one per extractor), or None, holding none,
+    when a twin copy of the block holds any of them."""
+    locks: List[FileLock] = []
+    for st in statuses:
+        lock = st.claim(video_id)
+        if lock is None:
+            for held in locks:
+                held.release()
+            return None
+        locks.append(lock)
+    return locks

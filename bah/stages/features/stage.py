@@ -26,7 +26,7 @@ from bah.stages.features.settings import STAGE, VERSION, FeatureConfig  # noqa: 
 from bah.core.files import save_npy, write_json
 from bah.core.layout import stage_dir, video_dir
 from bah.core.shards import add_block_arguments, resolve_block, take_block
-from bah.core.status import StageStatus, block_config_name
+from bah.core.status import StageStatus, block_config_name, claim_all
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def extract_features(records: Sequence[Any], out: Path, settings: FeatureConfig,
             res.skipped += 1
             continue
         vid = rec.video_id
-        locks = claim_all(status, vid, ns)
+        locks = claim_all([status[n] for n in ns], vid)
         if locks is None:  # a twin copy of this block works on this video now
             res.busy += 1
             continue
@@ -152,19 +152,6 @@ def _extract_one(rec: Any, ns: Sequence[str], out: Path, data_root: Optional[Pat
         status[n].mark_done(vid, shape=list(arr.shape), seconds=round(time.perf_counter() - t0, 3),
                             warnings=video.warnings[before:])
     return ok
-
-
-def claim_all(status: Dict[str, StageStatus], vid: str, names: Sequence[str]) -> Optional[List[Any]]:
-    """The video's lock of every extractor in ``names``, or None (none kept) when one is busy."""
-    locks = []
-    for n in names:
-        lock = status[n].claim(vid)
-        if lock is None:
-            for held in locks:
-                held.release()
-            return None
-        locks.append(lock)
-    return locks
 
 
 def missing_inputs(records: Sequence[Any], out: Path, names: Sequence[str]) -> None:

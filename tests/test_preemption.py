@@ -176,3 +176,24 @@ def test_ddp_sigterm_to_torchrun_then_same_command_equals_an_uninterrupted_run(t
     b = np.genfromtxt(tmp_path / "full" / "BAH_DB" / "fold-0" / "id_r" / "metrics.csv", delimiter=",", names=True)
     assert len(a) == 6 and np.allclose(a["train_loss"], b["train_loss"], atol=1e-6)
     assert _results(cut)[1] == pytest.approx(_results(tmp_path / "full")[1], abs=1e-6, nan_ok=True)
+
+
+def test_a_kill_after_the_early_stopping_epoch_resumes_to_the_test_only(arrays, tmp_path, monkeypatch):
+    extra = ("--num_epochs", "20", "--early_stopping", "1", "--min_num_epochs", "2", "--opt__lr", "1e-9")
+    assert main(_argv(arrays, tmp_path / "full", *extra)) == 0
+    full = np.genfromtxt(tmp_path / "full" / "BAH_DB" / "fold-0" / "id_r" / "metrics.csv", delimiter=",", names=True)
+    real = engine.predict
+
+    def killed_at_test(*a, **kw):
+        if kw.get("desc") == "test":
+            raise KeyboardInterrupt  # after the last checkpoint, before the test
+        return real(*a, **kw)
+
+    monkeypatch.setattr(engine, "predict", killed_at_test)
+    with pytest.raises(KeyboardInterrupt):
+        main(_argv(arrays, tmp_path / "cut", *extra))
+    monkeypatch.setattr(engine, "predict", real)
+    assert main(_argv(arrays, tmp_path / "cut", *extra, "--resume", "auto")) == 0
+    cut = np.genfromtxt(tmp_path / "cut" / "BAH_DB" / "fold-0" / "id_r" / "metrics.csv", delimiter=",", names=True)
+    assert len(full) < 20 and len(cut) == len(full)  # no epoch trained after the early stop
+    assert _results(tmp_path / "cut")[1] == pytest.approx(_results(tmp_path / "full")[1], abs=1e-6, nan_ok=True)

@@ -186,6 +186,8 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
             scaler.load_state_dict(ck["scaler"])
         stopper.load_state_dict(ck["early_stopping"])
         set_rng_state(ck.get("rng"))
+        if ck.get("stopped"):  # killed between the early-stopping epoch and the test: only the test is left
+            st.epoch = o.num_epochs
         log.info("resumed from %s at epoch %d (best %s at epoch %d)", run.last, st.epoch, st.best_metric, st.best_epoch)
     if info.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -237,7 +239,7 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
               "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
               "epoch": epoch, "best_metric": st.best_metric, "best_epoch": st.best_epoch,
               "early_stopping": stopper.state_dict(), "rng": rng_state(), "history": st.history,
-              "options": {**o.to_dict(), **effective}}
+              "options": {**o.to_dict(), **effective}, "stopped": should_stop}
         if run.write:
             if improved:
                 save_checkpoint(run.best, ck)

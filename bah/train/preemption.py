@@ -25,12 +25,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, List, Mapping, Optional, Union
 
 import yaml
 
-from bah.core.files import plain, read_yaml
+from bah.core.files import plain, read_yaml, write_json
 from bah.train.run_folder import RunExistsError
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ STOP_SIGNALS = ("SIGTERM", "SIGUSR1")
 RESUMABLE_OPTIONS = frozenset({"num_epochs", "num_workers", "eval_batch_size", "device", "cudaid", "verbose",
                                "resume", "force", "config", "output_root", "mode", "cmdline"})
 AUTO = "auto"
+PREEMPTED_FILE_ENV = "BAH_PREEMPTED_FILE"
 
 
 class Preempted(Exception):
@@ -51,18 +54,10 @@ class ResumeMismatchError(RunExistsError):
     """The options of a resumed run differ from the saved ones outside ``RESUMABLE_OPTIONS``."""
 
 
-PREEMPTED_FILE_ENV = "BAH_PREEMPTED_FILE"
-
-
 def mark_preempted(reason: str) -> None:
     """Leave the file named by BAH_PREEMPTED_FILE for the job script (see the module docstring)."""
     path = os.environ.get(PREEMPTED_FILE_ENV)
     if path:
-        import socket
-        import time
-
-        from bah.core.files import write_json
-
         write_json(path, {"reason": reason, "host": socket.gethostname(), "pid": os.getpid(),
                           "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "exit": REQUEUE_EXIT_CODE})
 

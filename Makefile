@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 VENV = $(shell bash tools/setup_env.sh)
 PY = $(VENV)/bin/python
+# this clone's code, whatever else is installed (setup_env.sh installs dependencies only)
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE = 1

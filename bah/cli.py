@@ -2,13 +2,15 @@
 
 Each stage module exposes ``add_arguments(parser)`` and ``run(args) -> int``; it is imported
 only when its subcommand runs, so ``bah --help`` is fast and one stage's heavy imports never
-slow another. Every subcommand takes ``--data-root``, ``--out``, ``--config`` and ``--set``.
+slow another. Every subcommand takes ``--data-root``, ``--out``, ``--config``, ``--set`` and
+``--no-progress``.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import List, Optional
 
@@ -25,6 +27,7 @@ COMMANDS = {
     "video-features": ("bah.stages.video_features.stage", "per-window and per-video features (timing, prosody, text, face)"),
     "labels": ("bah.stages.labels", "write per-frame A/H labels from the annotation YAML"),
     "index": ("bah.stages.index", "gather the shards into dataset_info.pkl and a JSON index"),
+    "status": ("bah.apps.overview", "per stage and block: videos done / failed / missing, blocks that never finished"),
     "train": ("bah.train.cli", "train a model (the flags of the original main.py)"),
     "evaluate": ("bah.train.cli", "evaluate a saved run on a split"),
     "predict": ("bah.apps.predict", "per-frame A/H timeline for a new video"),
@@ -80,7 +83,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     adder = getattr(module, f"add_{name.replace('-', '_')}_arguments", None) or module.add_arguments
     runner = getattr(module, f"run_{name.replace('-', '_')}", None) or module.run
     adder(parser)
+    try:  # every command takes it; some stages declare it themselves
+        parser.add_argument("--no-progress", action="store_true", help="no progress bars (as TQDM_DISABLE=1)")
+    except argparse.ArgumentError:
+        pass
     args = parser.parse_args(rest)
+    if args.no_progress:
+        os.environ["TQDM_DISABLE"] = "1"  # bah.core.progress: every bar of this command, in every module
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -5,6 +5,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# Tests run inside SLURM jobs too: SLURM_JOB_ID would turn on --resume auto and SLURM_ARRAY_TASK_ID
+# would pick blocks; tests that want them set them themselves.
+for _k in [k for k in os.environ if k.startswith("SLURM_")]:
+    del os.environ[_k]
 
 from pathlib import Path
 

@@ -260,7 +260,7 @@ def test_bah_faces_command_reads_the_manifest_and_the_slurm_block(videos, tmp_pa
     done = [(video_dir(tmp_path, r["video_id"]) / "video.npy").exists() for r in rows]
     assert done == [False, False, False, True]  # val has 3 videos; SLURM block 1 of 2 is the last one
     assert np.load(video_dir(tmp_path, rows[3]["video_id"]) / "video.npy").shape[1:] == (32, 32, 3)
-    assert "size: 32" in (tmp_path / "stages/faces/config.yaml").read_text()
+    assert "size: 32" in (tmp_path / "stages/faces/config-block1.yaml").read_text()  # one file per block
     assert cli.main(["faces", "--out", str(tmp_path / "nowhere"), "--no-progress"]) == 2  # no manifest
 
 

@@ -167,7 +167,7 @@ def test_cli_manifest(dataset, tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(["manifest", "--data-root", str(dataset), "--out", str(out), "--splits", "train", "val",
                "--workers", "1"])
-    assert rc == 0
+    assert rc == 1  # one video cannot be used: listed, and the exit status says so
     text = capsys.readouterr().out
     assert "train" in text and "total" in text and "1 video(s) cannot be used" in text
     cfg = (stage_dir(out, "manifest") / "config.yaml").read_text()

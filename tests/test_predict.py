@@ -281,7 +281,7 @@ def test_missing_and_junk_videos_fail_clearly_and_the_batch_goes_on(trained, tmp
     junk.write_bytes(b"this is not a video" * 100)
     good = next(iter(trained["manifest"].values())).path
     code = bah_main(["predict", str(tmp_path / "absent.mp4"), str(junk), str(good), "--run", str(trained["run"]),
-                     "--out-dir", str(tmp_path / "o"), "--no-progress"])
+                     "--out", str(tmp_path / "o"), "--no-progress"])  # --out, shared by every command
     err = capsys.readouterr().err
     assert code == 1
     assert "absent.mp4: no such video file" in err

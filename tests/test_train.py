@@ -53,10 +53,10 @@ def test_normalisation_stats_match_numpy(tmp_path):
         np.save(tmp_path / str(i) / "f.npy", c.astype(np.float32))
         folders.append(tmp_path / str(i))
     s1 = load_or_compute_stats(folders, ["f"], tmp_path, {"a": 1}, progress=False)
-    assert len(list(tmp_path.glob("mean_std-*.pkl"))) == 1
+    assert len(list(tmp_path.glob("mean_std-*.npz"))) == 1
     np.save(folders[0] / "f.npy", (chunks[0] * 0).astype(np.float32))  # changed file -> new key, fresh stats
     s2 = load_or_compute_stats(folders, ["f"], tmp_path, {"a": 1}, progress=False)
-    assert len(list(tmp_path.glob("mean_std-*.pkl"))) == 2 and not np.allclose(s1["f"].mean, s2["f"].mean)
+    assert len(list(tmp_path.glob("mean_std-*.npz"))) == 2 and not np.allclose(s1["f"].mean, s2["f"].mean)
 
 
 def test_augmentation_same_crop_and_flip_within_a_window():

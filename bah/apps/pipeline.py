@@ -289,7 +289,7 @@ def _step_synth(ctx: Context) -> None:
 
 
 def _step_manifest(ctx: Context) -> None:
-    _call(_stage(ctx, "manifest"))
+    _call(_stage(ctx, "manifest"), ok=(0, 1))  # 1 = some videos unreadable: listed, left out later
 
 
 def _step_faces(ctx: Context) -> None:
@@ -300,8 +300,8 @@ def _step_faces(ctx: Context) -> None:
 def _step_features(ctx: Context) -> None:
     # one process by default: starting torch + the text model in each costs more than the
     # light extractors of the demo; vggish/ir50 on a CPU are worth `pipeline.features_parallel: 2`
-    _parallel(ctx, _stage(ctx, "features"), int(ctx.settings["features_parallel"]),
-              block_flags=("--nparts", "--part"))
+    # exit status 1 = some videos failed, as for faces
+    _parallel(ctx, _stage(ctx, "features"), int(ctx.settings["features_parallel"]), ok=(0, 1))
 
 
 def _step_labels(ctx: Context) -> None:

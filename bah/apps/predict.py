@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import yaml
-from tqdm import tqdm
+from bah.core.progress import progress_bar
 
 from bah.core.files import save_npy, write_json, write_text
 from bah.train.run_folder import NORMALISATION, PREPROCESSING, PREPROCESSING_FORMAT
@@ -301,7 +301,7 @@ class Predictor:
 
         if self._aligner is None:
             self._aligner = FaceAligner(self._faces_cfg)
-        with tqdm(total=n, desc=f"faces {path.name}", unit="frame", disable=not self.progress, leave=False) as bar:
+        with progress_bar(total=n, desc=f"faces {path.name}", unit="frame", disable=not self.progress, leave=False) as bar:
             try:
                 facts = self._aligner.align_video(iter_frames(path), n, work, on_frame=bar.update)
             except NoFaceError:
@@ -325,7 +325,7 @@ class Predictor:
         from bah.stages.features import EXTRACTORS
 
         arrays = {}
-        for m, name in tqdm(self._plan.items(), desc="features", unit="extractor", disable=not self.progress,
+        for m, name in progress_bar(self._plan.items(), desc="features", unit="extractor", disable=not self.progress,
                             leave=False):
             ex = self._extractor(name)
             if no_face and EXTRACTORS.get(name).modality == "vision":
@@ -520,11 +520,8 @@ class Predictor:
 
 
 def default_out_dir(video: Path, run: Path) -> Path:
-    """Next to the video when that folder is writable, else ``<run>/predictions``."""
-    import os
-
-    folder = Path(video).resolve().parent
-    return folder if os.access(folder, os.W_OK) else Path(run) / "predictions"
+    """``<run>/predictions``: never the video's folder, which may be a shared dataset."""
+    return Path(run) / "predictions"
 
 
 def read_transcript(path: Optional[Path]) -> Optional[str]:
@@ -561,7 +558,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transcript", default=None, metavar="FILE",
                         help="plain-text transcript (one video only); without it the speech is recognised "
                              "offline (Whisper tiny.en)")
-    parser.add_argument("--out-dir", default=None, help="output folder (default: next to each video, else RUN_DIR/predictions)")
+    parser.add_argument("--out-dir", dest="out_dir", default=None,
+                        help="old name of --out: the output folder (default RUN_DIR/predictions)")
     parser.add_argument("--threshold", type=float, default=0.5, help="P(A/H) threshold for segments and the video decision")
     parser.add_argument("--min-segment", type=float, default=0.0, metavar="SECONDS", help="drop shorter A/H segments")
     parser.add_argument("--aggregation", default=None, choices=VIDEO_AGGREGATIONS.list(),
@@ -586,11 +584,12 @@ def run(args: argparse.Namespace) -> int:
     except PredictError as exc:
         print(f"bah predict: error: {exc}", file=sys.stderr)
         return 2
+    # --out (the flag every command shares) or its old name; never next to the videos in a dataset
+    out_dir = Path(args.out_dir or args.out) if (args.out_dir or getattr(args, "out", None)) else None
     failures = []
     for v in args.videos:
         try:
-            p = predictor.predict(Path(v), text, Path(args.out_dir) if args.out_dir else None, args.threshold,
-                                  args.min_segment)
+            p = predictor.predict(Path(v), text, out_dir, args.threshold, args.min_segment)
         except Exception as exc:  # one bad video never stops the others
             if not isinstance(exc, PredictError):
                 log.debug("%s", v, exc_info=True)

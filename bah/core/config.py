@@ -202,5 +202,13 @@ def config_from_args(args, sections=(), overrides=None):
     """The one place a subcommand turns its parsed flags into the read-only Config."""
     ov = {"data_root": getattr(args, "data_root", None), "out": getattr(args, "out", None)}
     ov.update(overrides or {})
-    ov.update(parse_set(getattr(args, "set", [])))
+    given = parse_set(getattr(args, "set", []))
+    for key in given:
+        # a --set for a section this command does not read would be dropped without a word
+        head = key.split(".", 1)[0]
+        if key not in ("data_root", "out") and ("." not in key or head not in sections):
+            allowed = ", ".join(f"{s}.KEY" for s in sections) or "no section"
+            raise ConfigError(f"--set {key}: unknown section {head!r} for this command "
+                              f"(it reads {allowed}, data_root, out)")
+    ov.update(given)
     return load_config(getattr(args, "config", None), ov, sections=sections)

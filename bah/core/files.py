@@ -24,6 +24,22 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def files_umask() -> int:
+    """The process umask (read once at import; os.umask can only be read by setting it)."""
+    return _UMASK
+
+
+def temporary_path(dest: PathLike, suffix: str = "") -> Path:
+    """A new empty file next to ``dest`` (``.<name>.*<suffix>.tmp``) with the permissions any
+    new file gets under the umask (mkstemp's 0600 would hide outputs from the group)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=(suffix or "") + ".tmp", dir=dest.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(dest: PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``dest``; rename it onto ``dest`` on success.
@@ -31,12 +47,7 @@ def atomic_path(dest: PathLike, suffix: str = "") -> Iterator[Path]:
     On any exception (including a full disk) the temporary file is removed and
     ``dest`` is left as it was.
     """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=(suffix or "") + ".tmp", dir=dest.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)
-    tmp_path = Path(tmp)
+    tmp_path = temporary_path(dest, suffix)
     try:
         yield tmp_path
         os.replace(tmp_path, dest)
@@ -103,6 +114,11 @@ def config_hash(obj: Any) -> str:
     """Stable short hash of a JSON-able object (used as the key of status records and caches)."""
     blob = json.dumps(_plain(obj), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def plain(obj: Any) -> Any:
+    """``obj`` as YAML/JSON-ready builtins (dataclasses, paths, numpy scalars converted)."""
+    return _plain(obj)
 
 
 def _plain(obj: Any) -> Any:

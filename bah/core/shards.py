@@ -1,11 +1,15 @@
 """Splitting a list of videos into contiguous blocks, one per cluster job.
 
-``--nblocks B --process_block b`` (or ``--nparts/--part``) choose block ``b`` of ``B``; the
-first ``len % B`` blocks get one more item. With no flags, a SLURM array
-(``SLURM_ARRAY_TASK_ID`` / ``SLURM_ARRAY_TASK_COUNT``) chooses the block.
+Every per-video stage takes the same flag pair, ``--nblocks B --process_block b`` (older
+spellings ``--nparts/--part`` are aliases): block ``b`` of ``B``, the first ``len % B``
+blocks getting one more item. Inside a SLURM array the block comes from the array:
+``--nblocks B`` alone takes ``b = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN`` (so
+``--array=1-4`` works as well as ``--array=0-3``), and with no flags at all ``B`` is
+``SLURM_ARRAY_TASK_COUNT``.
 """
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Mapping, Optional, Sequence, Tuple, TypeVar
 
@@ -31,20 +35,34 @@ def take_block(items: Sequence[T], nblocks: int, block: int) -> Sequence[T]:
 def resolve_block(
     nblocks: Optional[int], block: Optional[int], env: Optional[Mapping[str, str]] = None
 ) -> Tuple[int, int]:
-    """(nblocks, block) from flags, else from a SLURM array, else (1, 0)."""
+    """(nblocks, block) from the flags, completed from a SLURM array, else (1, 0)."""
     env = os.environ if env is None else env
-    if nblocks is not None or block is not None:
+    task = env.get("SLURM_ARRAY_TASK_ID")
+    if block is not None:
         nb = 1 if nblocks is None else int(nblocks)
-        b = 0 if block is None else int(block)
-        block_bounds(0, nb, b)  # validates
-        return nb, b
-    if "SLURM_ARRAY_TASK_ID" in env:
-        task = int(env["SLURM_ARRAY_TASK_ID"])
+        block_bounds(0, nb, int(block))  # validates
+        return nb, int(block)
+    if task is None:
+        nb = 1 if nblocks is None else int(nblocks)
+        block_bounds(0, nb, 0)
+        return nb, 0
+    b = int(task) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+    if nblocks is None:
         count = env.get("SLURM_ARRAY_TASK_COUNT")
         if count is None:
             raise ValueError("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not; pass --nblocks")
-        first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-        nb, b = int(count), task - first
-        block_bounds(0, nb, b)
-        return nb, b
-    return 1, 0
+        nblocks = int(count)
+    nb = int(nblocks)
+    if not 0 <= b < nb:
+        raise ValueError(f"SLURM array task {task} (array starting at {env.get('SLURM_ARRAY_TASK_MIN', '0')}) is "
+                         f"block {b}, outside --nblocks {nb}: submit with --array=0-{nb - 1}")
+    return nb, b
+
+
+def add_block_arguments(parser: argparse.ArgumentParser) -> None:
+    """The one flag pair every per-video stage takes."""
+    g = parser.add_argument_group("blocks (one cluster job each)")
+    g.add_argument("--nblocks", "--nparts", dest="nblocks", type=int, default=None,
+                   help="cut the videos into this many contiguous blocks (default 1, or the SLURM array size)")
+    g.add_argument("--process_block", "--process-block", "--part", dest="process_block", type=int, default=None,
+                   help="which block this job processes (0-based; default SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN)")

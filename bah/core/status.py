@@ -4,6 +4,11 @@ Each finished video gets ``<stage dir>/status/<video id>.json`` (written atomica
 hash of the settings that produced it; a rerun skips a video whose record matches unless
 forced. Failures go to one JSON-Lines file per block, so several blocks can run at once on
 one output folder; ``failures()`` gathers them all.
+
+Each block also keeps ``blocks/block<b>.json`` (running / finished, host, pid, counts), so
+``bah status`` can tell a finished block from one that was killed, and each video being
+worked on holds a lock file (``locks/<video id>.lock``): two copies of one block share the
+videos instead of both writing the same files.
 """
 from __future__ import annotations
 
@@ -12,10 +17,11 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from bah.core.files import read_jsonl, write_json, write_jsonl
 from bah.core.layout import stage_dir
+from bah.core.lock import FileLock, owner_alive
 
 
 class StageStatus:
@@ -25,10 +31,42 @@ class StageStatus:
         self.block = block
         self._failures: List[Dict[str, Any]] = []
 
-    def begin(self) -> None:
-        """Start a fresh failure list for this block (a rerun retries earlier failures)."""
+    @property
+    def _block_path(self) -> Path:
+        return self.root / "blocks" / f"block{self.block}.json"
+
+    def block_record(self) -> Optional[Dict[str, Any]]:
+        try:
+            with open(self._block_path, encoding="utf-8") as fh:
+                return json.load(fh)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def begin(self, nblocks: Optional[int] = None, videos: Optional[List[str]] = None) -> None:
+        """Start this block: record it as running and start a fresh failure list (a rerun
+        retries earlier failures), unless another live copy of the block is running."""
+        prev = self.block_record()
+        twin = bool(prev and prev.get("state") == "running" and owner_alive(prev) is not False
+                    and prev.get("pid") != os.getpid())
         self._failures = []
-        (self.root / f"failures-block{self.block}.jsonl").unlink(missing_ok=True)
+        if not twin:
+            (self.root / f"failures-block{self.block}.jsonl").unlink(missing_ok=True)
+        write_json(self._block_path, {
+            "block": self.block, "nblocks": nblocks, "state": "running", "host": socket.gethostname(),
+            "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "videos": list(videos) if videos is not None else None, "config_hash": self.config_hash})
+
+    def finish(self, **counts: Any) -> None:
+        """Mark the block finished (``bah status`` reports blocks that never get here)."""
+        rec = self.block_record() or {"block": self.block}
+        rec.update(state="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), host=socket.gethostname(),
+                   pid=os.getpid(), counts=counts)
+        write_json(self._block_path, rec)
+
+    def claim(self, video_id: str) -> Optional[FileLock]:
+        """The video's lock, or None when another process works on it now."""
+        lock = FileLock(self.root / "locks" / (video_id + ".lock"))
+        return lock if lock.try_acquire() else None
 
     def _record_path(self, video_id: str) -> Path:
         return self.root / "status" / (video_id + ".json")
@@ -56,10 +94,33 @@ class StageStatus:
                "config_hash": self.config_hash, "block": self.block, **facts}
         write_json(self._record_path(video_id), rec)
         self._failures.append(rec)
-        write_jsonl(self.root / f"failures-block{self.block}.jsonl", self._failures)
+        path = self.root / f"failures-block{self.block}.jsonl"
+        # a twin copy of this block may have listed its own failures: keep theirs
+        theirs = [r for r in (read_jsonl(path) if path.exists() else []) if r not in self._failures]
+        write_jsonl(path, theirs + self._failures)
 
     def failures(self) -> List[Dict[str, Any]]:
         rows: List[Dict[str, Any]] = []
         for path in sorted(self.root.glob("failures-block*.jsonl")):
             rows.extend(read_jsonl(path))
         return rows
+
+
+def block_config_name(block: Any) -> str:
+    """Each block records the configuration it ran with under its own name: blocks of one
+    array never overwrite each other's record (``bah status`` and provenance read them all)."""
+    return f"config-block{block}.yaml"
+
+
+def claim_all(statuses: Sequence["StageStatus"], video_id: str) -> Optional[List[FileLock]]:
+    """The video's lock in every one of ``statuses`` (one per extractor), or None, holding none,
+    when a twin copy of the block holds any of them."""
+    locks: List[FileLock] = []
+    for st in statuses:
+        lock = st.claim(video_id)
+        if lock is None:
+            for held in locks:
+                held.release()
+            return None
+        locks.append(lock)
+    return locks

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import numpy as np
 
 from bah.core.files import read_yaml, write_json, write_text
+from bah.core.safe_pickle import load_pickle
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,13 @@ def find_predictions(run_dir: Path, split: str) -> Path:
 
 
 def load_predictions(path: Path) -> Dict[str, Dict[str, Any]]:
-    # The run's own output; the trainer writes it with pickle as the original did.
+    # The original's format: a run folder handed over by someone else must not run code here.
     try:
-        with open(path, "rb") as fh:
-            d = pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        d = load_pickle(path)
+    except OSError as exc:
         raise ReportError(f"{path}: cannot read predictions ({exc})") from None
+    except pickle.UnpicklingError as exc:
+        raise ReportError(f"cannot read predictions: {exc}") from None
     if not isinstance(d, dict) or not d:
         raise ReportError(f"{path}: expected a non-empty dict video id -> {{labels, logits, g_labels}}")
     return d
@@ -248,7 +250,7 @@ def _markdown(r: Report, cfg: Mapping[str, Any], split: str, pred_path: Path, pe
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("report")
     g.add_argument("run_dir", help="a run folder written by the trainer (<output_root>/BAH_DB/fold-0/id_<exp_id>)")
-    g.add_argument("--dest", default=None, help="report folder (default RUN_DIR/report)")
+    g.add_argument("--dest", default=None, help="old name of --out: the report folder (default RUN_DIR/report)")
     g.add_argument("--split", default="test", choices=("test", "val"), help="which split's predictions to report")
     g.add_argument("--timelines", type=int, default=4, help="number of per-video timeline plots")
     g.add_argument("--min-fraction", type=float, default=DEFAULT_MIN_FRACTION,
@@ -260,7 +262,8 @@ def run(args: argparse.Namespace) -> int:
         print("bah report: --min-fraction must be in (0, 1]", file=sys.stderr)
         return 2
     try:
-        r = write_report(Path(args.run_dir), Path(args.dest) if args.dest else None, split=args.split,
+        dest = args.dest or getattr(args, "out", None)  # --out, the flag every command shares, or its old name
+        r = write_report(Path(args.run_dir), Path(dest) if dest else None, split=args.split,
                          n_timelines=args.timelines, min_fraction=args.min_fraction)
     except (ReportError, ValueError) as exc:
         print(f"bah report: {exc}", file=sys.stderr)

@@ -28,6 +28,7 @@ from bah.core.config import ConfigError, section
 from bah.data import format_video_split_line
 from bah.core.files import atomic_path, read_jsonl, write_json, write_text
 from bah.core.layout import DATA_FOLDER, INDEX_JSON, LABEL_MODALITY, dataset_info_path, features_root, stage_dir, video_dir
+from bah.core.safe_pickle import load_pickle
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def _consistency_warnings(videos: Sequence[Mapping[str, Any]]) -> List[Dict[str,
 def build_index(out: Path, records: Sequence[Any], cfg: IndexConfig = IndexConfig(),
                 progress: bool = True) -> IndexResult:
     """Validate the arrays of every manifest video and build both indexes (nothing is written)."""
-    from tqdm import tqdm
+    from bah.core.progress import progress_bar
 
     out = Path(out)
     failures = stage_failures(out) if cfg.exclude_failed else {}
@@ -232,7 +233,7 @@ def build_index(out: Path, records: Sequence[Any], cfg: IndexConfig = IndexConfi
     excluded: List[Dict[str, Any]] = []
     problems: List[Tuple[str, str]] = []
     wanted = [r for r in records if r.split in info]
-    for rec in tqdm(wanted, desc="index", unit="video", disable=not progress):
+    for rec in progress_bar(wanted, desc="index", unit="video", disable=not progress):
         vid = rec.video_id
         if getattr(rec, "error", None):
             excluded.append({"video_id": vid, "split": rec.split, "reason": f"manifest: {rec.error}"})
@@ -320,12 +321,11 @@ def load_dataset_info(out: Path, splits: Optional[Sequence[str]] = None) -> Dict
     """Read ``<out>/dataset_info.pkl`` (ours or the original's), checking the fields training needs."""
     path = dataset_info_path(out)
     try:
-        with open(path, "rb") as fh:
-            info = pickle.load(fh)
+        info = load_pickle(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path} not found: run `bah index --out {out}` first") from None
-    except (pickle.UnpicklingError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable dataset_info pickle ({exc})") from None
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"not a readable dataset_info pickle: {exc}") from None
     if not isinstance(info, dict):
         raise ValueError(f"{path}: expected a dict of splits, got {type(info).__name__}")
     for s in splits if splits is not None else list(info):
@@ -388,8 +388,12 @@ def merge_part_infos(features_dir: Path, dataset: str = "BAH_DB",
         out["data_folder"] = DATA_FOLDER
         lines: List[str] = []
         for p in range(nparts):
-            with open(found[p], "rb") as fh:
-                part = pickle.load(fh)
+            try:
+                part = load_pickle(found[p])
+            except pickle.UnpicklingError as exc:
+                raise ValueError(str(exc)) from None
+            if not isinstance(part, dict):
+                raise ValueError(f"{found[p]}: expected a dict, got {type(part).__name__}")
             for k in PART_FIELDS:
                 if k not in part:
                     raise ValueError(f"{found[p]}: no {k!r}")

@@ -291,7 +291,7 @@ class LabelReport:
 def label_videos(out: Path, records: Sequence[Any], source: LabelSource, cfg: LabelConfig,
                  progress: bool = True) -> LabelReport:
     """Write the frame labels of every manifest record; failures are recorded, never raised."""
-    from tqdm import tqdm
+    from bah.core.progress import progress_bar as tqdm  # obeys --no-progress, TQDM_DISABLE, log files
 
     # One failure list per split selection, so a run on some splits keeps the others' failures.
     block = "-".join(cfg.splits) if cfg.splits else "0"
@@ -339,6 +339,7 @@ def label_videos(out: Path, records: Sequence[Any], source: LabelSource, cfg: La
             status.mark_failed(vid, reason, split=rec.split)
             report.failed.append(row)
             log.error("%s", reason)
+    status.finish(done=len(report.written), skipped=len(report.skipped), failed=len(report.failed))
     return report
 
 

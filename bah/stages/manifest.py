@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from tqdm import tqdm
+from bah.core.progress import progress_bar
 
-from bah.core.config import section
+from bah.core.config import ConfigError, section
 from bah.data import SPLIT_NAMES, Release, annotation_frame_counts, parse_video_id
 from bah.core.files import read_jsonl, write_jsonl
 from bah.core.layout import manifest_path, stage_dir
@@ -148,7 +148,7 @@ def _probe_one(path: str) -> Tuple[Dict[str, Any], Optional[str]]:
 
 def _probe_all(paths: List[str], workers: int) -> Dict[str, Tuple[Dict[str, Any], Optional[str]]]:
     results: Dict[str, Tuple[Dict[str, Any], Optional[str]]] = {}
-    bar = tqdm(total=len(paths), desc="manifest: decoding", unit="video", disable=not paths)
+    bar = progress_bar(total=len(paths), desc="manifest: decoding", unit="video", disable=not paths)
     try:
         if workers <= 1 or len(paths) <= 1:
             for p in paths:
@@ -342,8 +342,11 @@ def run(args: argparse.Namespace) -> int:
     })
     mc: ManifestConfig = cfg["manifest"]
     data_root = cfg.require_data_root()
-    records = build_manifest(data_root, cfg.out, splits=list(mc.splits) or None, workers=mc.workers,
-                             force=bool(args.force))
+    try:
+        records = build_manifest(data_root, cfg.out, splits=list(mc.splits) or None, workers=mc.workers,
+                                 force=bool(args.force))
+    except (FileNotFoundError, ValueError) as exc:  # split files: the message names the file and line
+        raise ConfigError(str(exc)) from None
     cfg.save(stage_dir(cfg.out, "manifest") / "config.yaml")
     failures = [{"video_id": r.video_id, "split": r.split, "reason": r.error} for r in records if not r.ok]
     write_jsonl(stage_dir(cfg.out, "manifest") / "failures.jsonl", failures)
@@ -351,4 +354,4 @@ def run(args: argparse.Namespace) -> int:
     print(summarize(records))
     if failures:
         print(f"{len(failures)} video(s) cannot be used; see {stage_dir(cfg.out, 'manifest') / 'failures.jsonl'}")
-    return 0 if len(failures) < len(records) else 1
+    return 1 if failures else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from pathlib import Path
 
 from bah.synth import settings  # noqa: F401  (registers the "synth" config section)
 
@@ -36,7 +37,12 @@ def run(args: argparse.Namespace) -> int:
 
     keys = ("subjects", "videos_per_subject", "fps", "seconds", "seed", "width", "height", "workers")
     cfg = config_from_args(args, sections=["synth"], overrides={f"synth.{k}": getattr(args, k) for k in keys})
-    root = cfg.out
+    # the dataset goes to --out; --data-root alone names it too (it is where the stages will read it)
+    root = cfg.data_root if (cfg.data_root and not args.out) else cfg.out
+    if not claim_folder(root):
+        log.error("%s holds files that `bah synth` did not write; refusing to write a synthetic dataset into it "
+                  "(use an empty or new folder)", root)
+        return 2
     t0 = time.perf_counter()
     try:
         generate_from_config(root, cfg["synth"])
@@ -45,3 +51,17 @@ def run(args: argparse.Namespace) -> int:
         return 1
     log.info("synthetic dataset written to %s in %.1f s", root, time.perf_counter() - t0)
     return 0
+
+
+def claim_folder(root: Path) -> bool:
+    """True when ``root`` is new, empty, or was written by bah synth (its ``.synth/`` marker);
+    an empty or new folder gets the marker before anything else is written."""
+    from bah.synth.generator import SIDECAR_DIR
+
+    root = Path(root)
+    if (root / SIDECAR_DIR).is_dir():
+        return True
+    if root.is_dir() and any(root.iterdir()):
+        return False
+    (root / SIDECAR_DIR).mkdir(parents=True, exist_ok=True)
+    return True

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from tqdm import tqdm
+from bah.core.progress import progress_bar as tqdm  # obeys --no-progress, TQDM_DISABLE, log files
 
 from bah.core.files import config_hash, write_json, write_jsonl, write_yaml
 from bah.synth import release

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 from bah.core.config import ConfigError
+from bah.train import preemption
 from bah.train.options import Options, OptionsError, get_args_parser, parse_options
 from bah.train.checkpoint import CheckpointError
 from bah.train.dataset import DataError
@@ -25,11 +28,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if o.mode == "EVALUATION":
             evaluate_run(o)
         else:
-            train(o, argv)
+            with preemption.StopRequest():
+                train(o, argv)
+    except preemption.Preempted as exc:
+        return _preempted("main.py", exc)
     except (OptionsError, ConfigError, RunExistsError, DataError, CheckpointError) as exc:
         print(f"main.py: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _preempted(prog: str, exc: Exception) -> int:
+    preemption.mark_preempted(str(exc))
+    print(f"{prog}: {exc}; run the same command again to continue (exit {preemption.REQUEUE_EXIT_CODE})",
+          file=sys.stderr)
+    return preemption.REQUEUE_EXIT_CODE
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,13 +75,19 @@ def _options_from_bah(args: argparse.Namespace, mode: str) -> Options:
         ns.dataset_path = str(args.out)  # the pipeline's --out holds dataset_info.pkl and features/
     # flags left at their built-in default may be set by the YAML file (CLI > YAML > defaults)
     ns._given = {a.dest for a in parser._actions if a.dest != "help" and getattr(ns, a.dest, None) != a.default}
+    if getattr(args, "out", None) and ns.output_root is None and not os.environ.get("BAH_RUNS"):
+        # `bah train` writes only under --out (main.py keeps the original's ./exps); YAML may still set it
+        ns.output_root = str(Path(args.out) / "runs")
     return parse_options([], parser, namespace=ns)
 
 
 def run_train(args: argparse.Namespace) -> int:
     try:
         o = _options_from_bah(args, "TRAINING")
-        train(o, sys.argv[2:], prog="bah train")
+        with preemption.StopRequest():
+            train(o, sys.argv[2:], prog="bah train")
+    except preemption.Preempted as exc:
+        return _preempted("bah train", exc)
     except (OptionsError, RunExistsError, DataError, CheckpointError) as exc:
         print(f"bah train: error: {exc}", file=sys.stderr)
         return 2

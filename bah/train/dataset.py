@@ -1,7 +1,9 @@
 """Windows over the per-video arrays, and the collate into the batch dict.
 
 A split is a list of ``VideoRecord`` (id, folder of arrays, frame count). Arrays are opened
-with ``np.load(mmap_mode="r")`` lazily, once per worker process (only paths are pickled).
+with ``np.load(mmap_mode="r")`` lazily in each worker process (only paths are pickled) and
+kept in a small LRU cache: every memory map holds a file descriptor, and one per video and
+modality would exceed the usual limit of 1,024 open files on the full release.
 Items are training windows (``window_length`` frames, stride ``hop_length``, plus the tail
 window) or whole videos for evaluation. Short items are padded by repeating the last row (the
 original's rule) and the padded rows are marked False in ``mask`` unless the padded frames
@@ -12,6 +14,7 @@ the loader workers: ``face_transform``).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 import pickle
 import warnings
 from dataclasses import dataclass
@@ -116,6 +119,27 @@ def subsample(records: Sequence[VideoRecord], percent: float, seed: int) -> List
     return [records[i] for i in sorted(keep)]
 
 
+def mmap_cache_size() -> int:
+    """Memory maps one process keeps open: an eighth of its open-file limit, at most 128
+    (loader workers each keep their own, next to the files torch and the logs hold)."""
+    global _MMAP_CACHE
+    if _MMAP_CACHE is None:
+        _MMAP_CACHE = max(4, min(128, _open_file_limit() // 8))
+    return _MMAP_CACHE
+
+
+def _open_file_limit() -> int:
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return 1024
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return 1024 if soft == resource.RLIM_INFINITY else soft
+
+
+_MMAP_CACHE: Optional[int] = None
+
+
 class WindowDataset(Dataset):
     """Items are (video index, start, end); see the module docstring."""
 
@@ -142,7 +166,7 @@ class WindowDataset(Dataset):
             self.items = train_items([v.length for v in self.videos], window_length, hop_length, seed, shuffles)
         else:
             self.items = [(i, 0, v.length) for i, v in enumerate(self.videos)]
-        self._arrays: Dict[Tuple[int, str], np.ndarray] = {}
+        self._arrays: "OrderedDict[Tuple[int, str], np.ndarray]" = OrderedDict()
         self._video_labels: Dict[int, int] = {}
         self.dims: Dict[str, Any] = {}
         if check:
@@ -150,7 +174,7 @@ class WindowDataset(Dataset):
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_arrays"] = {}  # workers reopen the memory maps themselves
+        state["_arrays"] = OrderedDict()  # workers reopen the memory maps themselves
         return state
 
     def _check(self) -> None:
@@ -174,7 +198,9 @@ class WindowDataset(Dataset):
     def _array(self, vi: int, m: str) -> np.ndarray:
         key = (vi, m)
         a = self._arrays.get(key)
-        if a is None:
+        if a is not None:
+            self._arrays.move_to_end(key)
+        else:
             v = self.videos[vi]
             f = v.folder / f"{m}.npy"
             if not f.exists():
@@ -189,6 +215,8 @@ class WindowDataset(Dataset):
                 except ValueError as exc:
                     raise DataError(f"video {v.video_id}: unreadable {f} ({exc})") from None
             self._arrays[key] = a
+            while len(self._arrays) > mmap_cache_size():
+                self._arrays.popitem(last=False)  # its descriptor closes with the last view of it
         return a
 
     def video_target(self, vi: int) -> int:

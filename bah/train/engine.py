@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from bah.core.progress import progress_bar as tqdm  # obeys --no-progress, TQDM_DISABLE, log files
 
 from bah.train.windows import stitch, window_bounds
 

@@ -8,13 +8,12 @@ and the settings, so a changed split or re-extracted feature is never served sta
 from __future__ import annotations
 
 import logging
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
-from tqdm import tqdm
+from bah.core.progress import progress_bar
 
 from bah.core.files import atomic_path, config_hash
 
@@ -67,7 +66,7 @@ def stats_key(folders: Sequence[Path], modalities: Sequence[str], settings: Mapp
 
 def compute_stats(folders: Sequence[Path], modalities: Sequence[str], progress: bool = True) -> Dict[str, Stats]:
     acc: Dict[str, RunningStats] = {}
-    for folder in tqdm(folders, desc="normalisation stats", unit="video", disable=not progress):
+    for folder in progress_bar(folders, desc="normalisation stats", unit="video", disable=not progress):
         for m in modalities:
             f = Path(folder) / f"{m}.npy"
             if not f.exists():
@@ -87,25 +86,38 @@ def compute_stats(folders: Sequence[Path], modalities: Sequence[str], progress: 
 
 def load_or_compute_stats(folders: Sequence[Path], modalities: Sequence[str], cache_dir: Optional[Path],
                           settings: Mapping, progress: bool = True) -> Dict[str, Stats]:
-    """Stats per modality, from ``cache_dir/mean_std-<key>.pkl`` when it matches."""
+    """Stats per modality, from ``cache_dir/mean_std-<key>.npz`` when it matches."""
     if not modalities:
         return {}
     key = stats_key(folders, modalities, settings)
-    path = Path(cache_dir) / f"mean_std-{key}.pkl" if cache_dir else None
+    path = Path(cache_dir) / f"mean_std-{key}.npz" if cache_dir else None
     if path is not None and path.exists():
         try:
-            with open(path, "rb") as fh:
-                return pickle.load(fh)
-        except (pickle.UnpicklingError, EOFError, OSError) as exc:
+            return read_stats(path, modalities)
+        except (OSError, ValueError, KeyError) as exc:
             log.warning("ignoring unreadable stats cache %s (%s)", path, exc)
     stats = compute_stats(folders, modalities, progress)
     if path is not None:
         try:
-            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-                pickle.dump(stats, fh)
+            write_stats(path, stats)
         except OSError as exc:  # a read-only dataset folder must not stop training
             log.warning("could not cache stats at %s (%s)", path, exc)
     return stats
+
+
+def write_stats(path: Path, stats: Mapping[str, Stats]) -> None:
+    # npz without object arrays: the cache sits in a shared dataset folder and must not carry code
+    arrays = {}
+    for m, s in stats.items():
+        arrays[f"{m}/mean"], arrays[f"{m}/std"] = s.mean, s.std
+        arrays[f"{m}/count"] = np.asarray(s.count, np.int64)
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def read_stats(path: Path, modalities: Sequence[str]) -> Dict[str, Stats]:
+    with np.load(path, allow_pickle=False) as z:
+        return {m: Stats(z[f"{m}/mean"], z[f"{m}/std"], int(z[f"{m}/count"])) for m in modalities}
 
 
 def normalise(x: np.ndarray, s: Stats, compat: bool) -> np.ndarray:

@@ -21,6 +21,7 @@ import yaml
 from bah.core.layout import LABEL_MODALITY
 from bah.core.config import ConfigError
 from bah.core.files import read_yaml
+from bah.train.preemption import default_resume, parse_resume
 
 MODES = ("TRAINING", "EVALUATION")
 DATASETS = ("MELD", "C-EXPR-DB", "C-EXPR-DB-CHALLENGE", "AH", "BAH_DB")
@@ -224,7 +225,9 @@ def get_args_parser(add_help: bool = True, include_common: bool = True) -> argpa
     g.add_argument("--amp_dtype", default="float16", choices=AMP_DTYPES)
     g.add_argument("--eval_metric", type=_upper, default=None, choices=sorted(SELECT_METRICS),
                    help="validation metric for model selection (default AVGF1; --compat AP_POS)")
-    g.add_argument("--resume", type=str2bool, default=False)
+    g.add_argument("--resume", type=parse_resume, default=default_resume(), metavar="{true,false,auto}",
+                   help="continue the run from checkpoints/last.pth; auto: if it exists, else start "
+                        "(default auto inside a SLURM job, else false)")
     g.add_argument("--metrics", default="nrmse", help="(original flag, unused)")
     g.add_argument("--save_plot", type=str2bool, default=True)
 

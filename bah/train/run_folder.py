@@ -12,7 +12,9 @@ import csv
 import io
 import logging
 import pickle
+import os
 import shlex
+import socket
 import sys
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from bah.core.files import atomic_path, write_text, write_yaml
+from bah.core.files import atomic_path, files_umask, write_text, write_yaml
 
 log = logging.getLogger(__name__)
 
@@ -89,19 +91,30 @@ class RunFolder:
     def save_config(self, options: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None,
                     name: str = "config.yml") -> None:
         if self.write:
-            write_yaml(self.path / name, {**dict(options), **dict(extra or {})})
+            from bah.core.provenance import provenance
+
+            write_yaml(self.path / name, {**dict(options), **dict(extra or {}), "provenance": provenance()})
 
     def save_cmd(self, argv: Sequence[str], prog: str = "python main.py") -> None:
-        if self.write:
-            parts: List[str] = []
-            for a in argv:  # one "--flag value" per line
-                if parts and not a.startswith("--") and parts[-1].startswith("--") and " " not in parts[-1]:
-                    parts[-1] += " " + shlex.quote(a)
-                else:
-                    parts.append(shlex.quote(a))
-            args = " \\\n       ".join(parts)
-            write_text(self.path / "cmd.sh", f"#!/usr/bin/env bash\n# {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
-                                             f"{prog} {args}\n")
+        """``cmd.sh``: the same command, from the same folder, with the same interpreter."""
+        if not self.write:
+            return
+        parts: List[str] = []
+        for a in argv:  # one "--flag value" per line
+            if parts and not a.startswith("--") and parts[-1].startswith("--") and " " not in parts[-1]:
+                parts[-1] += " " + shlex.quote(a)
+            else:
+                parts.append(shlex.quote(a))
+        args = " \\\n    ".join(parts)
+        entry = "-m bah.cli train" if prog.startswith("bah") else \
+            "-c 'import sys; from bah.train.cli import main; sys.exit(main())'"  # main.py's flags
+        lines = ["#!/usr/bin/env bash", f"# {prog}, {time.strftime('%Y-%m-%d %H:%M:%S')} on {socket.gethostname()}",
+                 "set -e", f"cd {shlex.quote(os.getcwd())}"]
+        if os.environ.get("PYTHONPATH"):
+            lines.append(f"export PYTHONPATH={shlex.quote(os.environ['PYTHONPATH'])}")
+        lines.append(f"exec {shlex.quote(sys.executable)} {entry} {args}")
+        write_text(self.path / "cmd.sh", "\n".join(lines) + "\n")
+        os.chmod(self.path / "cmd.sh", 0o777 & ~files_umask())
 
     def save_metrics(self, history: List[Mapping[str, Any]]) -> None:
         """Rewrite metrics.csv from the whole history (a resumed run keeps earlier rows)."""
@@ -189,11 +202,22 @@ class RunFolder:
 def _stage_section(dataset_path: Path, stage: str) -> Optional[Dict[str, Any]]:
     import yaml
 
-    f = Path(dataset_path) / "stages" / stage / "config.yaml"
-    if not f.is_file():
+    folder = Path(dataset_path) / "stages" / stage
+    # one file per block (config-block<b>.yaml), config.yaml from unblocked stages and older runs
+    files = sorted(folder.glob("config-block*.yaml")) or [folder / "config.yaml"]
+    sections = []
+    for f in files:
+        if f.is_file():
+            doc = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+            section = dict(doc.get(stage) or {})
+            if section not in sections:
+                sections.append(section)
+    if not sections:
         return None
-    doc = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
-    return dict(doc.get(stage) or {})
+    if len(sections) > 1:
+        log.warning("blocks of stage %s ran with %d different settings (%s); recording the first",
+                    stage, len(sections), folder)
+    return sections[0]
 
 
 def preprocessing_record(dataset_path: Path, modality_dims: Mapping[str, Any], stats: Mapping[str, Any],

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from bah.train import engine
+from bah.train import engine, preemption, validation
 from bah.train.augmentation import FaceTransform
 from bah.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from bah.train.dataset import EpochShuffle, WindowDataset, collate, load_index, split_records, subsample
@@ -147,12 +147,14 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
     """Train as the options say; returns the test scores (flat) and the run folder."""
     info = init_distributed(o.device)
     seed_everything(o.seed, o.deterministic)
-    exp_id = o.exp_id or time.strftime("%Y-%m-%d_%H-%M-%S")
+    exp_id = o.exp_id or preemption.default_exp_id() or time.strftime("%Y-%m-%d_%H-%M-%S")
     from bah.train.distributed import broadcast_object
 
     exp_id = broadcast_object(exp_id, info)
+    validation.check_before_run(o, info)  # before the run folder exists
+    resume = resume_check(o, run_dir(Path(o.output_root), o.dataset_name, o.fold_to_run, exp_id))
     run = RunFolder.open_for_training(run_dir(Path(o.output_root), o.dataset_name, o.fold_to_run, exp_id),
-                                      o.resume, o.force, write=info.is_main)
+                                      resume, o.force, write=info.is_main)
     run.setup_logging(verbose=o.verbose)
     log.info("run folder %s (world size %d, device %s)", run.path, info.world_size, info.device)
     data = build_datasets(o, faces_in_workers=info.device.type == "cpu" and not info.distributed)
@@ -177,7 +179,7 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
     scaler = engine.make_scaler(info.device, o.amp, o.amp_dtype)
     stopper = EarlyStopping(o.early_stopping, o.min_num_epochs, ties_improve=o.compat)
     st = TrainState()
-    if o.resume and run.last.exists():
+    if resume and run.last.exists():
         ck = load_checkpoint(run.last)
         st = TrainState(ck["epoch"] + 1, ck["best_metric"], ck["best_epoch"], 0, ck["history"])
         st.released = release_backbone(model, optimizer, o, ck["epoch"], 0)
@@ -188,6 +190,8 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
             scaler.load_state_dict(ck["scaler"])
         stopper.load_state_dict(ck["early_stopping"])
         set_rng_state(ck.get("rng"))
+        if ck.get("stopped"):  # killed between the early-stopping epoch and the test: only the test is left
+            st.epoch = o.num_epochs
         log.info("resumed from %s at epoch %d (best %s at epoch %d)", run.last, st.epoch, st.best_metric, st.best_epoch)
     if info.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -197,7 +201,7 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
     eval_tf = FaceTransform(o.face_resize, o.face_crop, train=False, pil_exact=o.compat)
     key = select_key(o)
     val_loader = make_loader(data["val"], o.eval_batch_size, False, o, info)
-    loader = make_loader(data["train"], o.train_batch_size, True, o, info, o.seed)
+    loader = preemption.guard(make_loader(data["train"], o.train_batch_size, True, o, info, o.seed), info)
     for epoch in range(st.epoch, o.num_epochs):
         # every epoch draws from seed + epoch: a resumed run replays exactly the same batches
         seed_everything(o.seed + epoch, o.deterministic)
@@ -239,7 +243,7 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
               "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
               "epoch": epoch, "best_metric": st.best_metric, "best_epoch": st.best_epoch,
               "early_stopping": stopper.state_dict(), "rng": rng_state(), "history": st.history,
-              "options": {**o.to_dict(), **effective}}
+              "options": {**o.to_dict(), **effective}, "stopped": should_stop}
         if run.write:
             if improved:
                 save_checkpoint(run.best, ck)
@@ -251,6 +255,7 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
         if should_stop:
             log.info("early stopping at epoch %d (no improvement for %d epochs)", epoch, o.early_stopping)
             break
+        preemption.stop_point(info, epoch)
     # test once, on the selected model
     if run.best.exists() or info.distributed:
         barrier(info)
@@ -275,6 +280,14 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
     barrier(info)
     shutdown(info)
     return {"run": run.path, "test": test["flat"], "best_epoch": st.best_epoch, "history": st.history}
+
+
+def resume_check(o: Options, path: Path) -> bool:
+    """Whether this run continues from ``last.pth``; refuses changed options before anything is written."""
+    resume = preemption.wants_resume(o.resume, RunFolder(path).last) and not o.force
+    if resume:
+        preemption.check_resume(path / "config.yml", o.to_dict())
+    return resume
 
 
 def save_best_model(folder: Path, model: torch.nn.Module, config: Mapping[str, Any]) -> None:

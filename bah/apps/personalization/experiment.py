@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from bah.core.progress import progress_bar
 
 from bah.train.dataset import LABEL, DataError, VideoRecord, WindowDataset, collate, split_records
 from bah.core.files import config_hash, write_json, write_jsonl
@@ -290,7 +290,7 @@ def run_experiment(cfg: Any, out: Path, progress: bool = True) -> Dict[str, Any]
     failures: List[Dict[str, Any]] = []
     done = skipped = 0
     jobs = [(m, p, s) for m in methods for p in eligible for s in (cfg.seeds if ADAPTERS.get(m).learned else cfg.seeds[:1])]
-    bar = tqdm(jobs, desc="personalize", unit="job", disable=not progress)
+    bar = progress_bar(jobs, desc="personalize", unit="job", disable=not progress)
     for method, plan, seed in bar:
         params = method_params(cfg, method)
         optimistic = bool(cfg.select_on_target_labels) and ADAPTERS.get(method).learned

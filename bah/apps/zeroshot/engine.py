@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
-from tqdm import tqdm
+from bah.core.progress import progress_bar
 
 from bah.data import Release, SplitEntry, Transcription
 from bah.core.files import write_jsonl, write_text, write_yaml
@@ -290,7 +290,7 @@ def run_zeroshot(cfg: ZeroShotConfig, backend: Backend, release: Release, book: 
             item = Item(u.key, frames, u.transcript, prompt, book.candidates, tuple(idx))
             yield _Job(u, item, cache_key(identity, gen, prompt.hash, item.input_hash()))
 
-    bar = tqdm(total=len(units), desc=f"zeroshot {cfg.backend}", unit="call", disable=not progress)
+    bar = progress_bar(total=len(units), desc=f"zeroshot {cfg.backend}", unit="call", disable=not progress)
 
     def on_done(job: Any, answer: Optional[Answer], error: Optional[str], cached: bool) -> None:
         bar.update(1)

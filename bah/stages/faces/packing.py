@@ -20,8 +20,8 @@ from bah.stages.faces.stage import SPLITS, VideoJob, select_jobs
 from bah.stages.faces.writer import FaceArrayWriter, remove_stale_temporaries
 from bah.core.files import config_hash
 from bah.core.layout import stage_dir, video_dir
-from bah.core.shards import resolve_block, take_block
-from bah.core.status import StageStatus
+from bah.core.shards import add_block_arguments, resolve_block, take_block
+from bah.core.status import StageStatus, block_config_name
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--split", choices=SPLITS + ("all",), default="all",
                    help="videos of this split from the manifest (without a manifest: every crop folder)")
     g.add_argument("--size", type=int, default=None, help="side S of the packed faces (default faces.size)")
-    g.add_argument("--nparts", type=int, default=None, help="cut the videos into this many contiguous parts")
-    g.add_argument("--part", type=int, default=None, help="which part this job packs (0-based)")
     g.add_argument("--force", action="store_true", help="repack videos that already have a finished record")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_block_arguments(parser)
 
 
 def _faces_dir(args, config) -> Path:
@@ -116,19 +115,26 @@ def _faces_dir(args, config) -> Path:
 
 
 def pack_block(jobs: Sequence[VideoJob], faces_dir: Path, out: Path, size: int, block: str = "0",
-               force: bool = False, progress: bool = True) -> dict:
-    from tqdm import tqdm
+               force: bool = False, progress: bool = True, nblocks: Optional[int] = None) -> dict:
+    from bah.core.progress import progress_bar
 
     status = StageStatus(out, STAGE, config_hash({"size": size, "faces_dir": str(faces_dir)}), block)
-    status.begin()
-    counts = {"videos": len(jobs), "skipped": 0, "done": 0, "failed": 0, "first_index": {}}
-    bar = tqdm(jobs, unit="video", desc=f"pack-faces part {block}", disable=not progress, dynamic_ncols=True)
+    status.begin(nblocks, [j.video_id for j in jobs])
+    counts = {"videos": len(jobs), "skipped": 0, "done": 0, "failed": 0, "busy": 0, "first_index": {}}
+    bar = progress_bar(jobs, unit="video", desc=f"pack-faces part {block}", disable=not progress, dynamic_ncols=True)
     for job in bar:
         dest = video_dir(out, job.video_id) / "video.npy"
         if not force and status.is_done(job.video_id) and dest.exists():
             counts["skipped"] += 1
             continue
+        lock = status.claim(job.video_id)
+        if lock is None:  # a twin copy of this block packs it now
+            counts["busy"] += 1
+            continue
         try:
+            if not force and status.is_done(job.video_id) and dest.exists():
+                counts["skipped"] += 1
+                continue
             res = pack_folder(faces_dir / job.video_id, dest, size, n_expected=job.n_frames or None)
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -141,12 +147,15 @@ def pack_block(jobs: Sequence[VideoJob], faces_dir: Path, out: Path, size: int, 
             except OSError as exc2:
                 log.error("pack-faces: cannot write the failure record of %s: %s", job.video_id, exc2)
             continue
+        finally:
+            lock.release()
         status.mark_done(job.video_id, size=size, **res)
         counts["done"] += 1
         key = str(res["first_index"])
         counts["first_index"][key] = counts["first_index"].get(key, 0) + 1
         log.info("pack-faces: %s: %d frames, numbered from %d, %d resized", job.video_id, res["n_frames"],
                  res["first_index"], res["resized"])
+    status.finish(**{k: v for k, v in counts.items() if k != "first_index"})
     return counts
 
 
@@ -174,13 +183,14 @@ def run(args: argparse.Namespace) -> int:
         jobs = [VideoJob(v, faces_dir / v, 0) for v in find_crop_folders(faces_dir)]
         log.info("pack-faces: no manifest; packing the %d crop folders under %s", len(jobs), faces_dir)
     try:
-        nparts, part = resolve_block(args.nparts, args.part)
+        nparts, part = resolve_block(args.nblocks, args.process_block)
     except ValueError as exc:
         log.error("bah pack-faces: %s", exc)
         return 2
     mine = list(take_block(jobs, nparts, part))
-    config.save(stage_dir(out, STAGE) / "config.yaml")
-    counts = pack_block(mine, faces_dir, out, size, block=str(part), force=args.force, progress=not args.no_progress)
+    config.save(stage_dir(out, STAGE) / block_config_name(part))
+    counts = pack_block(mine, faces_dir, out, size, block=str(part), force=args.force, progress=not args.no_progress,
+                        nblocks=nparts)
     bases = counts["first_index"]
     if bases:
         log.info("pack-faces: frame numbering starts at %s", ", ".join(f"{k} for {v} video(s)" for k, v in sorted(bases.items())))

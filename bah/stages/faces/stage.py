@@ -20,8 +20,8 @@ from bah.stages.faces.settings import FaceConfig
 from bah.stages.faces.tracking import FILL_POLICIES
 from bah.core.files import config_hash
 from bah.core.layout import stage_dir, video_dir
-from bah.core.shards import resolve_block, take_block
-from bah.core.status import StageStatus
+from bah.core.shards import add_block_arguments, resolve_block, take_block
+from bah.core.status import StageStatus, block_config_name
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("videos")
     g.add_argument("--split", choices=SPLITS + ("all",), default="all", help="which split's videos (default all)")
     g.add_argument("--video", action="append", default=[], metavar="ID", help="only this video id (repeatable)")
-    g.add_argument("--nblocks", type=int, default=None, help="cut the videos into this many contiguous blocks")
-    g.add_argument("--process_block", "--process-block", dest="process_block", type=int, default=None,
-                   help="which block this job processes (0-based); default from SLURM_ARRAY_TASK_ID")
     g.add_argument("--force", action="store_true", help="redo videos that already have a finished record")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_block_arguments(parser)
     f = parser.add_argument_group("faces (settings also under faces.* in --config / --set)")
     f.add_argument("--detector", choices=DETECTORS.list(), default=None, help="face detector (default hog)")
     f.add_argument("--size", type=int, default=None, help="side S of the aligned faces (default 128)")
@@ -91,32 +89,43 @@ def select_jobs(records: Iterable[Any], split: str = "all", video_ids: Sequence[
     return jobs
 
 
-def run_block(jobs: Sequence[VideoJob], out: Path, cfg: FaceConfig, block: str = "0",
+def run_block(jobs: Sequence[VideoJob], out: Path, cfg: FaceConfig, block: str = "0", nblocks: Optional[int] = None,
               force: bool = False, progress: bool = True, aligner=None) -> dict:
     """Align every job (one block); return counts. One bad video never stops the others."""
-    from tqdm import tqdm
+    from bah.core.progress import progress_bar
 
     from bah.stages.faces.aligner import FaceAligner
 
     from bah.core.media import iter_frames
 
     status = StageStatus(out, STAGE, config_hash(cfg), block)
-    status.begin()
-    todo = [j for j in jobs if force or not (status.is_done(j.video_id) and (video_dir(out, j.video_id) / "video.npy").exists())]
+    status.begin(nblocks, [j.video_id for j in jobs])
+
+    def finished(job: VideoJob) -> bool:
+        return status.is_done(job.video_id) and (video_dir(out, job.video_id) / "video.npy").exists()
+
+    todo = [j for j in jobs if force or not finished(j)]
     skipped = len(jobs) - len(todo)
     if skipped:
         log.info("faces block %s: %d of %d videos already done (use --force to redo)", block, skipped, len(jobs))
-    counts = {"videos": len(jobs), "skipped": skipped, "done": 0, "failed": 0, "frames": 0}
+    counts = {"videos": len(jobs), "skipped": skipped, "done": 0, "failed": 0, "frames": 0, "busy": 0}
     if not todo:
+        status.finish(**counts)
         return counts
     aligner = aligner or FaceAligner(cfg)
-    bar = tqdm(total=sum(max(j.n_frames, 0) for j in todo), unit="frame", desc=f"faces block {block}",
+    bar = progress_bar(total=sum(max(j.n_frames, 0) for j in todo), unit="frame", desc=f"faces block {block}",
                disable=not progress, dynamic_ncols=True)
     t_block = time.perf_counter()
     try:
         for k, job in enumerate(todo):
             bar.set_postfix_str(f"video {k + 1}/{len(todo)}")
             facts = {"split": job.split, "path": str(job.path)}
+            lock = status.claim(job.video_id)
+            if lock is None or (not force and finished(job)):  # a twin copy of this block has it
+                counts["busy" if lock is None else "skipped"] += 1
+                if lock is not None:
+                    lock.release()
+                continue
             try:
                 if job.error:
                     raise ValueError(f"the manifest marks this video unreadable: {job.error}")
@@ -125,8 +134,10 @@ def run_block(jobs: Sequence[VideoJob], out: Path, cfg: FaceConfig, block: str =
                 res = aligner.align_video(iter_frames(job.path), job.n_frames, dest, jpeg_dir=jpeg_dir,
                                           on_frame=bar.update)
             except (KeyboardInterrupt, SystemExit):
+                lock.release()
                 raise
             except Exception as exc:
+                lock.release()
                 reason = f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, OSError) and exc.errno == 28:
                     reason = f"output disk full ({exc}); partial file removed"
@@ -138,6 +149,7 @@ def run_block(jobs: Sequence[VideoJob], out: Path, cfg: FaceConfig, block: str =
                     log.error("faces: cannot write the failure record of %s: %s", job.video_id, exc2)
                 continue
             status.mark_done(job.video_id, **facts, size=cfg.size, detector=cfg.detector, **res)
+            lock.release()
             counts["done"] += 1
             counts["frames"] += res["n_frames"]
             extra = f"; decoder stopped at {res['decoded_frames']} ({res['decode_error']})" if res["decoded_frames"] < res["n_frames"] else ""
@@ -147,6 +159,7 @@ def run_block(jobs: Sequence[VideoJob], out: Path, cfg: FaceConfig, block: str =
     finally:
         bar.close()
     counts["seconds"] = round(time.perf_counter() - t_block, 2)
+    status.finish(**counts)
     return counts
 
 
@@ -174,8 +187,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     mine = list(take_block(jobs, nblocks, block))
     log.info("faces: %d videos (%s), block %d of %d: %d videos", len(jobs), args.split, block, nblocks, len(mine))
-    config.save(stage_dir(out, STAGE) / "config.yaml")
-    counts = run_block(mine, out, cfg, block=str(block), force=args.force, progress=not args.no_progress)
+    config.save(stage_dir(out, STAGE) / block_config_name(block))
+    counts = run_block(mine, out, cfg, block=str(block), nblocks=nblocks, force=args.force,
+                       progress=not args.no_progress)
     log.info("faces block %d/%d: %s", block, nblocks, counts)
     if counts["failed"]:
         log.warning("faces: %d video(s) failed; see %s", counts["failed"],

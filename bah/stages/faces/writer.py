@@ -7,10 +7,11 @@ import contextlib
 import errno
 import mmap
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from bah.core.files import temporary_path
 
 
 class FaceArrayWriter:
@@ -25,10 +26,7 @@ class FaceArrayWriter:
 
     def __init__(self, dest: os.PathLike, n: int, size: int):
         self.dest = Path(dest)
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=".tmp", dir=self.dest.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temporary_path(self.dest)
         self.array = None
         self._written = 0
         try:

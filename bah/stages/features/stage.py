@@ -1,7 +1,7 @@
 """``bah features``: per-frame audio / text / visual features for every video of the manifest.
 
-Work is cut into contiguous blocks like the original (``--nparts P --part p``, or a SLURM
-array). Every extractor keeps its own status records under ``out/stages/features/<name>/``,
+Work is cut into contiguous blocks like the original (``--nblocks B --process_block b``,
+or a SLURM array; ``--nparts/--part`` are aliases). Every extractor keeps its own status records under ``out/stages/features/<name>/``,
 so adding an extractor later does not redo the others, and a rerun skips what is done
 (unless ``--force``). A video that fails lands in that extractor's failure list and the
 loop goes on.
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from tqdm import tqdm
+from bah.core.progress import progress_bar
 
 from bah.core.config import ConfigError
 from bah.stages.features import EXTRACTORS
@@ -25,8 +25,8 @@ from bah.stages.features.text import ALIGNMENTS
 from bah.stages.features.settings import STAGE, VERSION, FeatureConfig  # noqa: F401
 from bah.core.files import save_npy, write_json
 from bah.core.layout import stage_dir, video_dir
-from bah.core.shards import resolve_block, take_block
-from bah.core.status import StageStatus
+from bah.core.shards import add_block_arguments, resolve_block, take_block
+from bah.core.status import StageStatus, block_config_name, claim_all
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class StageResult:
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    busy: int = 0  # held by a twin copy of the block
     failures: Optional[List[Dict[str, Any]]] = None
 
 
@@ -73,9 +74,10 @@ def extract_features(records: Sequence[Any], out: Path, settings: FeatureConfig,
             log.warning("skipping extractor %s: %s", name, reason)
             continue
         names.append(name)
+    missing_inputs(todo, out, names)
     status = {n: StageStatus(out, f"{STAGE}/{n}", settings.result_hash(n), block=str(b)) for n in names}
     for st in status.values():
-        st.begin()
+        st.begin(nblocks, [r.video_id for r in todo])
     stems = {n: EXTRACTORS.get(n).stem for n in names}
 
     def pending(rec, n) -> bool:
@@ -93,42 +95,76 @@ def extract_features(records: Sequence[Any], out: Path, settings: FeatureConfig,
                 raise ConfigError(f"extractor {n!r}: {exc}") from None
 
     res = StageResult()
-    bar = tqdm(work, desc=f"features [{','.join(names)}] block {b}/{nblocks}", unit="video", disable=not work)
+    bar = progress_bar(work, desc=f"features [{','.join(names)}] block {b}/{nblocks}", unit="video", disable=not work)
     for rec, ns in bar:
         if not ns:
             res.skipped += 1
             continue
         vid = rec.video_id
-        try:
-            if getattr(rec, "error", None):
-                raise ValueError(f"unreadable video in the manifest: {rec.error}")
-            video = video_input(rec, out, data_root)
-        except (ValueError, TypeError, OSError) as exc:
-            for n in ns:
-                status[n].mark_failed(vid, str(exc))
-            res.failed += 1
+        locks = claim_all([status[n] for n in ns], vid)
+        if locks is None:  # a twin copy of this block works on this video now
+            res.busy += 1
             continue
-        ok = True
-        for n in ns:
-            ex = built[n]
-            t0, before = time.perf_counter(), len(video.warnings)
-            try:
-                arr = ex.check(video, ex.extract(video))
-                save_npy(video.out_dir / f"{ex.stem}.npy", arr)
-            except Exception as exc:  # one bad video never stops the block
-                log.warning("%s: %s failed: %s", vid, n, exc)
-                status[n].mark_failed(vid, f"{type(exc).__name__}: {exc}")
-                ok = False
+        try:
+            ns = [n for n in ns if pending(rec, n)]  # the twin may have finished some meanwhile
+            if not ns:
+                res.skipped += 1
                 continue
-            status[n].mark_done(vid, shape=list(arr.shape), seconds=round(time.perf_counter() - t0, 3),
-                                warnings=video.warnings[before:])
-        res.done += ok
-        res.failed += not ok
-    res.failures = [f for st in status.values() for f in st.failures()]
+            ok = _extract_one(rec, ns, out, data_root, built, status)
+        finally:
+            for lock in locks:
+                lock.release()
+        res.done += ok is True
+        res.failed += ok is False
+    res.failures = [f for st in status.values() for f in st.failures() if f.get("block") == str(b)]
+    for st in status.values():
+        st.finish(done=res.done, skipped=res.skipped, failed=res.failed, busy=res.busy)
     meta = {"version": VERSION, "settings": asdict(settings),
             "extractors": {n: built[n].meta() for n in names if n in built}}
     write_json(stage_dir(out, STAGE) / f"meta-block{b}.json", meta)
     return res
+
+
+def _extract_one(rec: Any, ns: Sequence[str], out: Path, data_root: Optional[Path], built: Dict[str, Extractor],
+                 status: Dict[str, StageStatus]) -> bool:
+    """Every pending extractor on one video; True when all succeeded. Failures are recorded."""
+    vid = rec.video_id
+    try:
+        if getattr(rec, "error", None):
+            raise ValueError(f"unreadable video in the manifest: {rec.error}")
+        video = video_input(rec, out, data_root)
+    except (ValueError, TypeError, OSError) as exc:
+        for n in ns:
+            status[n].mark_failed(vid, str(exc))
+        return False
+    ok = True
+    for n in ns:
+        ex = built[n]
+        t0, before = time.perf_counter(), len(video.warnings)
+        try:
+            arr = ex.check(video, ex.extract(video))
+            save_npy(video.out_dir / f"{ex.stem}.npy", arr)
+        except Exception as exc:  # one bad video never stops the block
+            log.warning("%s: %s failed: %s", vid, n, exc)
+            status[n].mark_failed(vid, f"{type(exc).__name__}: {exc}")
+            ok = False
+            continue
+        status[n].mark_done(vid, shape=list(arr.shape), seconds=round(time.perf_counter() - t0, 3),
+                            warnings=video.warnings[before:])
+    return ok
+
+
+def missing_inputs(records: Sequence[Any], out: Path, names: Sequence[str]) -> None:
+    """Stop up front, once, when vision extractors run before `bah faces` did for any video of the block."""
+    from bah.stages.features.visual import FACES_FILE, RECORD_FILE
+
+    vision = [n for n in names if EXTRACTORS.get(n).modality == "vision"]
+    if not vision or not records:
+        return
+    if not any((video_dir(out, r.video_id) / f).is_file() for r in records for f in (FACES_FILE, RECORD_FILE)):
+        raise ConfigError(f"extractor(s) {', '.join(vision)} read the faces of each video, and none of the "
+                          f"{len(records)} videos of this block has {FACES_FILE} or {RECORD_FILE} under "
+                          f"{out}/features/: run `bah faces --out {out}` first")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,10 +184,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--extractors", type=_csv, default=None, metavar="A,B",
                    help=f"comma-separated extractors; known: {', '.join(EXTRACTORS.list())} (default logmel,bert,landmarks)")
     g.add_argument("--split", choices=("train", "val", "test"), default=None, help="only this split (default: all)")
-    g.add_argument("--nparts", "--nblocks", dest="nparts", type=int, default=None, help="number of blocks")
-    g.add_argument("--part", "--process_block", dest="part", type=int, default=None, help="block index (from 0)")
     g.add_argument("--force", action="store_true", help="recompute even videos whose outputs are up to date")
-    g.add_argument("--strict", action="store_true", help="exit with status 1 when any video failed")
+    g.add_argument("--strict", action="store_true",
+                   help="(kept for old scripts: the exit status is 1 whenever a video failed)")
+    add_block_arguments(parser)
     m = parser.add_argument_group("models")
     m.add_argument("--text-model", default=None, help="BERT-family model: hub name, local folder or 'minilm'")
     m.add_argument("--text-alignment", choices=ALIGNMENTS.list(), default=None)
@@ -181,14 +217,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.split:
         records = [r for r in records if r.split == args.split]
-    block = resolve_block(args.nparts, args.part)
-    cfg.save(stage_dir(cfg.out, STAGE) / "config.yaml")
+    try:
+        block = resolve_block(args.nblocks, args.process_block)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    cfg.save(stage_dir(cfg.out, STAGE) / block_config_name(block[1]))
     res = extract_features(records, cfg.out, settings, data_root=cfg.data_root, block=block, force=args.force)
-    print(f"features: {res.done} videos done, {res.skipped} already up to date, {res.failed} failed "
+    busy = f", {res.busy} left to a twin copy of this block" if res.busy else ""
+    print(f"features: {res.done} videos done, {res.skipped} already up to date, {res.failed} failed{busy} "
           f"(block {block[1]} of {block[0]}; extractors {', '.join(settings.extractors)})")
     if res.failures:
         print(f"failures are listed in {stage_dir(cfg.out, STAGE)}/<extractor>/failures-block{block[1]}.jsonl",
               file=sys.stderr)
         for f in res.failures[:10]:
             print(f"  {f['video_id']}: {f['reason']}", file=sys.stderr)
-    return 1 if (args.strict and res.failed) else 0
+    return 1 if res.failed else 0

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from tqdm import tqdm
+from bah.core.progress import progress_bar
 
 from bah.core.config import ConfigError
 from bah.core.files import write_json
 from bah.core.layout import stage_dir, transcript_path
-from bah.core.shards import resolve_block, take_block
-from bah.core.status import StageStatus
+from bah.core.shards import add_block_arguments, resolve_block, take_block
+from bah.core.status import StageStatus, block_config_name
 from bah.stages.speech.asr import AsrError, Recogniser, transcribe_audio
 from bah.stages.speech.settings import STAGE, TranscribeConfig
 
@@ -50,16 +50,23 @@ def transcribe_records(records: Sequence[Any], out: Path, settings: TranscribeCo
     nblocks, b = block
     todo = list(take_block(list(records), nblocks, b))
     status = StageStatus(out, STAGE, settings.result_hash(), block=str(b))
-    status.begin()
+    status.begin(nblocks, [r.video_id for r in todo])
     res = TranscribeResult()
-    for rec in tqdm(todo, desc=f"transcribe block {b}/{nblocks}", unit="video", disable=not (progress and todo)):
+    for rec in progress_bar(todo, desc=f"transcribe block {b}/{nblocks}", unit="video",
+                            disable=not (progress and todo)):
         vid = rec.video_id
         dest = transcript_path(out, vid)
         if not force and status.is_done(vid) and dest.is_file():
             res.skipped += 1
             continue
+        lock = status.claim(vid)
+        if lock is None:  # a twin copy of this block transcribes it now
+            continue
         t0 = time.perf_counter()
         try:
+            if not force and status.is_done(vid) and dest.is_file():
+                res.skipped += 1
+                continue
             if getattr(rec, "error", None):
                 raise ValueError(f"unreadable video in the manifest: {rec.error}")
             if recogniser is None:
@@ -76,12 +83,15 @@ def transcribe_records(records: Sequence[Any], out: Path, settings: TranscribeCo
             status.mark_failed(vid, f"{type(exc).__name__}: {exc}")
             res.failed += 1
             continue
+        finally:
+            lock.release()
         seconds = time.perf_counter() - t0
         status.mark_done(vid, words=len(data["chunks"]), seconds=round(seconds, 3),
                          rtf=round(seconds / data["duration"], 4) if data["duration"] else None,
                          note=data.get("note"))
         res.done += 1
-    res.failures = status.failures()
+    res.failures = [f for f in status.failures() if f.get("block") == str(b)]
+    status.finish(done=res.done, skipped=res.skipped, failed=res.failed)
     return res
 
 
@@ -95,10 +105,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--language", default=None, help="spoken language code (default en)")
     g.add_argument("--threads", type=int, default=None, help="CPU threads of the recogniser (default 1)")
     g.add_argument("--split", choices=("train", "val", "test"), default=None, help="only this split (default: all)")
-    g.add_argument("--nblocks", "--nparts", dest="nblocks", type=int, default=None, help="number of blocks")
-    g.add_argument("--process_block", "--part", dest="process_block", type=int, default=None,
-                   help="block index (from 0)")
     g.add_argument("--force", action="store_true", help="transcribe again even when up to date")
+    add_block_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,8 +124,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.split:
         records = [r for r in records if r.split == args.split]
-    block = resolve_block(args.nblocks, args.process_block)
-    cfg.save(stage_dir(cfg.out, STAGE) / "config.yaml")
+    try:
+        block = resolve_block(args.nblocks, args.process_block)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    cfg.save(stage_dir(cfg.out, STAGE) / block_config_name(block[1]))
     res = transcribe_records(records, cfg.out, settings, block=block, force=args.force)
     print(f"transcribe: {res.done} videos done, {res.skipped} already up to date, {res.failed} failed "
           f"(block {block[1]} of {block[0]}; model {settings.asr_model})")

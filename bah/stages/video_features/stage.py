@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from tqdm import tqdm
 
 from bah.core.config import ConfigError
 from bah.core.files import atomic_path, write_json
+from bah.core.progress import progress_bar
 from bah.core.layout import stage_dir, transcript_path, video_dir, video_features_dir, video_key
-from bah.core.shards import resolve_block, take_block
-from bah.core.status import StageStatus
+from bah.core.shards import add_block_arguments, resolve_block, take_block
+from bah.core.status import StageStatus, block_config_name, claim_all
 from bah.stages.speech.settings import STAGE as TRANSCRIBE, TranscribeConfig
 from bah.stages.video_features.base import (
     STAGE, VERSION, VIDEO_EXTRACTORS, Clip, VideoExtractor, VideoFeatureConfig, window_times,
@@ -112,13 +112,15 @@ def extract_video_features(records: Sequence[Any], out: Path, settings: VideoFea
             raise ConfigError(f"video extractor {n!r} is not usable here: {reason}")
     status = {n: StageStatus(out, f"{STAGE}/{n}", settings.result_hash(n), block=str(b)) for n in names}
     for st in status.values():
-        st.begin()
+        st.begin(nblocks, [r.video_id for r in todo])
 
     def dest(n: str, vid: str) -> Path:
         return video_features_dir(out, n) / f"{video_key(vid)}.npz"
 
-    work = [(rec, [n for n in names if force or not (status[n].is_done(rec.video_id) and
-                                                       dest(n, rec.video_id).is_file())]) for rec in todo]
+    def pending(rec: Any, n: str) -> bool:
+        return force or not (status[n].is_done(rec.video_id) and dest(n, rec.video_id).is_file())
+
+    work = [(rec, [n for n in names if pending(rec, n)]) for rec in todo]
     built: Dict[str, VideoExtractor] = dict(extractors or {})
     for n in names:
         if n not in built and any(n in ns for _, ns in work):
@@ -134,41 +136,64 @@ def extract_video_features(records: Sequence[Any], out: Path, settings: VideoFea
     asr = AsrOnDemand(out, transcribe or TranscribeConfig(), str(b)) if settings.asr_when_missing else None
 
     res = StageResult()
-    bar = tqdm(work, desc=f"video-features [{','.join(names)}] block {b}/{nblocks}", unit="video",
+    bar = progress_bar(work, desc=f"video-features [{','.join(names)}] block {b}/{nblocks}", unit="video",
                disable=not (progress and work))
     for rec, ns in bar:
         if not ns:
             res.skipped += 1
             continue
         vid = rec.video_id
-        try:
-            clip = clip_of(rec, out, data_root, asr)
-        except (ValueError, TypeError, OSError) as exc:
-            for n in ns:
-                status[n].mark_failed(vid, str(exc))
-            res.failed += 1
+        locks = claim_all([status[n] for n in ns], vid)
+        if locks is None:  # a twin copy of this block works on this video now
             continue
-        times = window_times(clip.duration, settings.window_s, settings.hop_s)
-        ok = True
-        for n in ns:
-            ex = built[n]
-            t0, before = time.perf_counter(), len(clip.warnings)
-            try:
-                win, vec = ex.check(clip, times, ex.extract(clip, times))
-                write_npz(dest(n, vid), win, times, vec, ex.names())
-            except Exception as exc:  # one bad video never stops the block
-                log.warning("%s: %s failed: %s", vid, n, exc)
-                status[n].mark_failed(vid, f"{type(exc).__name__}: {exc}")
-                ok = False
-                continue
-            status[n].mark_done(vid, windows=int(times.shape[0]), dim=int(win.shape[1]),
-                                seconds=round(time.perf_counter() - t0, 3), warnings=clip.warnings[before:])
-        res.done += ok
-        res.failed += not ok
-    res.failures = [f for st in status.values() for f in st.failures()]
+        try:
+            ok = _extract_one(rec, [n for n in ns if pending(rec, n)], out, data_root, asr, built, status, settings,
+                              dest)
+        finally:
+            for lock in locks:
+                lock.release()
+        if ok is None:
+            res.skipped += 1
+        else:
+            res.done += ok
+            res.failed += not ok
+    res.failures = [f for st in status.values() for f in st.failures() if f.get("block") == str(b)]
+    for st in status.values():
+        st.finish(done=res.done, skipped=res.skipped, failed=res.failed)
     write_json(stage_dir(out, STAGE) / f"meta-block{b}.json",
                {"version": VERSION, "settings": asdict(settings), "extractors": {n: built[n].meta() for n in built}})
     return res
+
+
+def _extract_one(rec: Any, ns: Sequence[str], out: Path, data_root: Optional[Path], asr: Any,
+                 built: Dict[str, VideoExtractor], status: Dict[str, StageStatus], settings: VideoFeatureConfig,
+                 dest: Any) -> Optional[bool]:
+    """Every pending extractor on one video: True all done, False some failed (recorded), None nothing to do."""
+    if not ns:
+        return None  # a twin copy finished it meanwhile
+    vid = rec.video_id
+    try:
+        clip = clip_of(rec, out, data_root, asr)
+    except (ValueError, TypeError, OSError) as exc:
+        for n in ns:
+            status[n].mark_failed(vid, str(exc))
+        return False
+    times = window_times(clip.duration, settings.window_s, settings.hop_s)
+    ok = True
+    for n in ns:
+        ex = built[n]
+        t0, before = time.perf_counter(), len(clip.warnings)
+        try:
+            win, vec = ex.check(clip, times, ex.extract(clip, times))
+            write_npz(dest(n, vid), win, times, vec, ex.names())
+        except Exception as exc:  # one bad video never stops the block
+            log.warning("%s: %s failed: %s", vid, n, exc)
+            status[n].mark_failed(vid, f"{type(exc).__name__}: {exc}")
+            ok = False
+            continue
+        status[n].mark_done(vid, windows=int(times.shape[0]), dim=int(win.shape[1]),
+                            seconds=round(time.perf_counter() - t0, 3), warnings=clip.warnings[before:])
+    return ok
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,10 +221,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--encoder-path", default=None, metavar="DIR", help="hf-encoder: a Hugging Face model folder")
     g.add_argument("--asr-model", default=None, help="model for transcripts made on demand (default tiny.en)")
     g.add_argument("--split", choices=("train", "val", "test"), default=None, help="only this split (default: all)")
-    g.add_argument("--nblocks", "--nparts", dest="nblocks", type=int, default=None, help="number of blocks")
-    g.add_argument("--process_block", "--part", dest="process_block", type=int, default=None,
-                   help="block index (from 0)")
     g.add_argument("--force", action="store_true", help="recompute even videos whose outputs are up to date")
+    add_block_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,8 +241,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.split:
         records = [r for r in records if r.split == args.split]
-    block = resolve_block(args.nblocks, args.process_block)
-    cfg.save(stage_dir(cfg.out, STAGE) / "config.yaml")
+    try:
+        block = resolve_block(args.nblocks, args.process_block)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    cfg.save(stage_dir(cfg.out, STAGE) / block_config_name(block[1]))
     res = extract_video_features(records, cfg.out, settings, cfg[TRANSCRIBE], data_root=cfg.data_root, block=block,
                                  force=args.force)
     print(f"video-features: {res.done} videos done, {res.skipped} already up to date, {res.failed} failed "

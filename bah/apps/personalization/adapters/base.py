@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from bah.core.progress import progress_bar
 
 from bah.train.dataset import collate
 from bah.train.engine import to_device
@@ -186,7 +186,7 @@ def run_steps(model: nn.Module, optimizer: torch.optim.Optimizer, p: AdapterPara
     and restores the best one at the end."""
     losses = []
     model.train()
-    bar = tqdm(range(p.steps), desc=desc, unit="step", leave=False, disable=None, mininterval=1.0)
+    bar = progress_bar(range(p.steps), desc=desc, unit="step", leave=False, disable=None, mininterval=1.0)
     for i in bar:
         if on_step is not None:
             on_step(i)

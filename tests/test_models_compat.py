@@ -194,3 +194,32 @@ def test_resnet_weights_accept_torchvision_layout():
     tv = torchvision.models.resnet18(weights=None)
     model = load_resnet_weights(ResNetBackbone("resnet18", reduce_dim=None, input_size=32), tv.state_dict())
     assert torch.equal(model.backbone.conv1.weight, tv.conv1.weight) and model.out_dim == 512
+
+
+@pytest.mark.parametrize("name", ["jmt", "mt"])
+def test_jmt_roles_follow_names_not_order(reference_dir, fixture_inputs, name):
+    """vggish+vision+bert loads the original checkpoint strictly and gives its logits."""
+    z = np.load(reference_dir / "fixtures" / f"model_forward_{name}.npz", allow_pickle=False)
+    cfg = json.loads(str(z["config_json"]))
+    kw = dict(tcn_channels={k: v["channel"] for k, v in cfg["tcn_settings"].items()})
+    reordered = [VISION_MODS[1], VISION_MODS[0], VISION_MODS[2]]
+    model = create_model(name, reordered, compat=True, **kw).eval()
+    load_original_state_dict(model, {k[3:]: z[k] for k in z.files if k.startswith("sd/")})
+    assert [m.name for m in model._roles[:2]] == ["vision", "vggish"]
+    x = {"vision": fixture_inputs["video_features"], "vggish": fixture_inputs["vggish"],
+         "bert": fixture_inputs["bert"]}
+    with torch.no_grad():
+        out = model(x)["logits"]
+    np.testing.assert_allclose(out.numpy(), z["logits"], rtol=0, atol=2e-5)
+
+
+def test_jmt_fixed_mode_same_model_in_any_order():
+    torch.manual_seed(0)
+    ref = create_model("jmt", README_MODS).eval()
+    other = create_model("jmt", [("bert", 768), ("vggish", 128), ("video", None)]).eval()
+    other.load_state_dict(ref.state_dict(), strict=True)
+    g = torch.Generator().manual_seed(3)
+    x = {"video": torch.rand(2, 6, 3, 40, 40, generator=g) * 2 - 1, "vggish": torch.randn(2, 6, 128, generator=g),
+         "bert": torch.randn(2, 6, 768, generator=g)}
+    with torch.no_grad():
+        assert torch.equal(ref(x)["logits"], other(x)["logits"])

@@ -1,7 +1,9 @@
 """JMT (joint multimodal transformer) and MT, original-training.md §4.5-4.6.
 
-The first modality plays the original's ``video`` role (v), the second its ``vggish`` role
-(a). Per-stream encoders and cross-attentions run sequence-first over time, per sample.
+Roles are chosen by modality name, as the original picks ``x['video']`` (v) and
+``x['vggish']`` (a): any order of the same modalities builds the same model and loads the
+same checkpoint (see ``roles``). Per-stream encoders and cross-attentions run
+sequence-first over time, per sample.
 The final stage stacks the S cross-attention streams (JMT 6, MT 2) and keeps the last one
 (JMT a<-j, MT a<-v) after one more encoder block and self-attention:
 
@@ -20,14 +22,39 @@ so the output stream attends to it at every frame.
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from .base import MODELS, FrameModel, MaskedBatchNorm1d, head_forward, safe_key_padding
+from .base import MODELS, FrameModel, MaskedBatchNorm1d, Modality, head_forward, safe_key_padding
 
 D = 128
+
+#: Branch names that may play the visual (v) and audio (a) roles, in order of preference. The
+#: original knows only ``video`` and ``vggish``; the others let a model run on other features.
+VISUAL_ROLE = ("video", "ir50", "resnet", "dlib_face", "landmarks")
+AUDIO_ROLE = ("vggish", "logmel", "egemaps", "mfcc")
+
+
+def roles(modalities: Sequence[Modality]) -> Tuple[Modality, Modality, List[Modality]]:
+    """(visual, audio, the others in the given order), picked by branch name.
+
+    A role no listed name fills goes to the first modality left, in the given order.
+    """
+    def pick(preferred, pool):
+        for name in preferred:
+            for m in pool:
+                if m.branch == name:
+                    return m
+        return pool[0]
+
+    pool = list(modalities)
+    v = pick(VISUAL_ROLE, pool)
+    pool.remove(v)
+    a = pick(AUDIO_ROLE, pool)
+    pool.remove(a)
+    return v, a, pool
 
 
 class TransformerEncoderLayer(nn.Module):
@@ -157,7 +184,7 @@ class JMT(FrameModel):
         self._build_temporal()
         self._build_bn()
         self._build_spatial()
-        v, a, *rest = self.modalities
+        v, a, rest = self._roles = roles(self.modalities)
         extra = {m.name: self.out_channels(m) for m in rest} if self.compat.jmt_use_text else {}
         self.fuse = JMTFusion(self.out_channels(v), self.out_channels(a), extra, self.joint,
                               self.compat.jmt_fusion_seq_first)
@@ -169,7 +196,7 @@ class JMT(FrameModel):
         feats, bsz, length = self._features(inputs)
         mask = self._mask(mask, bsz, length)
         per_mod = {name: x.transpose(1, 2) for name, x in self._temporal(feats, mask).items()}
-        v, a, *rest = self.modalities
+        v, a, rest = self._roles
         extras = {m.name: per_mod[m.name] for m in rest} if self.compat.jmt_use_text else {}
         fused = self.fuse(per_mod[v.name], per_mod[a.name], extras, mask)
         logits = head_forward(self.fc1, self.bn1, self.fc2, fused, mask)

@@ -65,12 +65,12 @@ def test_compat_rows_repeat_last_when_video_is_longer(frontend):
 def test_centred_examples_are_centred_on_frames():
     rng = np.random.default_rng(0)
     wav = rng.normal(0, 0.1, 16000 * 3)
-    ex = A.centred_examples(wav, 25.0, 75)
+    ex = A.centred_examples(wav, np.arange(75) / 25.0)
     mel = A.log_mel(A.pad_waveform(wav, head=48 * 160))
     # frame 50 is at 2.0 s; padded by 0.48 s its window starts at row 200
     np.testing.assert_array_equal(ex[50], mel[200:296])
     assert ex.shape == (75, 96, 64)
-    means = A.centred_mean(wav, 25.0, 75)
+    means = A.centred_mean(wav, np.arange(75) / 25.0)
     np.testing.assert_allclose(means, ex.mean(axis=1), atol=1e-9)
 
 
@@ -202,10 +202,10 @@ def test_timestamps_alignment_places_tokens_inside_their_chunks():
     times = T.token_times(offsets, spans, chunks)
     assert (times[:2, 0] >= 1.0).all() and (times[:2, 1] <= 2.0).all()
     assert (times[2:, 0] >= 3.0).all() and (times[2:, 1] <= 4.5 + 1e-12).all()
-    idx = T.timestamp_token_map(times, 60, 10.0, "zeros")  # frame i at i/10 s
+    idx = T.timestamp_token_map(times, np.arange(60) / 10.0, "zeros")  # frame i at i/10 s
     assert (idx[:10] == -1).all() and (idx[20:30] == -1).all() and (idx[45:] == -1).all()
     assert set(idx[10:15]) == {0} and set(idx[15:20]) == {1} and set(idx[30:35]) == {2}
-    near = T.timestamp_token_map(times, 60, 10.0, "nearest")
+    near = T.timestamp_token_map(times, np.arange(60) / 10.0, "nearest")
     assert near[0] == 0 and near[59] == 4 and near[21] == 1 and near[29] == 2
     assert (near[idx >= 0] == idx[idx >= 0]).all()
 

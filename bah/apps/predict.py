@@ -180,18 +180,28 @@ class Prediction:
     notes: List[str] = field(default_factory=list)
     files: Dict[str, Path] = field(default_factory=dict)
     seconds: Dict[str, float] = field(default_factory=dict)
+    times: Optional[np.ndarray] = None  # (N,) each frame's presentation time (s); None: i/fps
 
 
-def find_segments(probs: np.ndarray, fps: float, threshold: float = 0.5, min_segment: float = 0.0) -> List[Segment]:
-    """Runs of frames with P >= threshold, at least ``min_segment`` seconds long."""
-    above = np.asarray(probs) >= threshold
+def find_segments(probs: np.ndarray, fps: float, threshold: float = 0.5, min_segment: float = 0.0,
+                  times: Optional[np.ndarray] = None) -> List[Segment]:
+    """Runs of frames with P >= threshold, at least ``min_segment`` seconds long.
+
+    ``times`` (N,) are the frames' presentation times (variable frame rate); without them
+    frame i is at i/fps. A run ends where the next frame starts (the last frame lasts 1/fps).
+    """
+    probs = np.asarray(probs)
+    n = len(probs)
+    t = np.arange(n) / fps if times is None else np.asarray(times, dtype=np.float64)
+    edge_t = np.append(t, (t[-1] if n else 0.0) + 1.0 / fps)  # edge_t[e]: when frame e-1 ends
+    above = probs >= threshold
     edges = np.flatnonzero(np.diff(np.concatenate([[0], above.astype(np.int8), [0]])))
     out = []
     for s, e in zip(edges[::2], edges[1::2]):  # [s, e) frames
-        if (e - s) / fps + 1e-9 < min_segment:
+        if edge_t[e] - edge_t[s] + 1e-9 < min_segment:
             continue
         seg = probs[s:e]
-        out.append(Segment(int(s), int(e - 1), round(s / fps, 4), round(e / fps, 4),
+        out.append(Segment(int(s), int(e - 1), round(float(edge_t[s]), 4), round(float(edge_t[e]), 4),
                            round(float(seg.mean()), 6), round(float(seg.max()), 6)))
     return out
 
@@ -420,7 +430,7 @@ class Predictor:
     def predict(self, video: Path, transcript: Optional[str] = None, out_dir: Optional[Path] = None,
                 threshold: float = 0.5, min_segment: float = 0.0) -> Prediction:
         from bah.stages.features.base import VideoInput
-        from bah.core.media import MediaError, fps_of, probe
+        from bah.core.media import MediaError, fps_of, probe_times
 
         if not 0.0 <= threshold <= 1.0:
             raise PredictError(f"--threshold must be in [0, 1], got {threshold}")
@@ -431,7 +441,7 @@ class Predictor:
             raise PredictError(f"{video}: no such video file")
         t0 = time.perf_counter()
         try:
-            info = probe(video)
+            info, times = probe_times(video)  # frames at their own times: browser videos are VFR
             fps = fps_of(info)
         except MediaError as exc:
             raise PredictError(f"{video}: unreadable video ({exc})") from None
@@ -449,7 +459,9 @@ class Predictor:
                 transcript, tr_path = self._recognised(video, work, notes)
             vin = VideoInput(video_id=video.name, path=video, n_frames=n, fps=fps, out_dir=work,
                              transcript=transcript or "", transcription_path=tr_path,
-                             duration=info.audio_duration or info.duration)
+                             duration=info.audio_duration or info.duration, times=times)
+            if info.vfr:
+                notes.append(f"variable frame rate (average {fps:.3f} fps): frames placed at their own times")
             t = time.perf_counter()
             arrays = self._features(vin, no_face, notes)
             if "video" in self.modalities:
@@ -460,9 +472,11 @@ class Predictor:
             seconds["model"] = time.perf_counter() - t
             del arrays  # memory maps into the temporary folder
         notes = list(dict.fromkeys(notes))
-        return self._finish(video, info, fps, logits, detected, notes, out_dir, threshold, min_segment, seconds)
+        return self._finish(video, info, fps, logits, detected, notes, out_dir, threshold, min_segment, seconds,
+                            times=times)
 
-    def _finish(self, video, info, fps, logits, detected, notes, out_dir, threshold, min_segment, seconds):
+    def _finish(self, video, info, fps, logits, detected, notes, out_dir, threshold, min_segment, seconds,
+                times=None):
         from bah.metrics.frame import VIDEO_AGGREGATIONS, softmax, video_aggregate
 
         n = len(logits)
@@ -470,9 +484,13 @@ class Predictor:
         vs = video_aggregate(np.zeros(n, np.int64), logits, np.zeros(1, np.int64), how=self.aggregation)
         prob = float(vs.score[0])
         decision = int(prob >= threshold)
-        segs = find_segments(probs, fps, threshold, min_segment)
+        if times is not None and len(times) != n:
+            times = None  # a run whose model changed the length: fall back to i/fps
+        segs = find_segments(probs, fps, threshold, min_segment, times=times)
         pred = Prediction(video, n, fps, probs, logits, detected, segs, decision, prob,
-                          VIDEO_AGGREGATIONS.get(self.aggregation).original_name, threshold, notes, {}, seconds)
+                          VIDEO_AGGREGATIONS.get(self.aggregation).original_name, threshold, notes, {}, seconds,
+                          times)
+        frame_t = np.arange(n) / fps if times is None else times
         out = Path(out_dir) if out_dir else default_out_dir(video, self.spec.path)
         out.mkdir(parents=True, exist_ok=True)
         stem = video.stem
@@ -480,7 +498,7 @@ class Predictor:
         buf.write("frame,time_s,p_ah,face_detected\n")
         face = [""] * n if detected is None else [str(int(d)) for d in detected]  # empty: not looked for
         for i in range(n):
-            buf.write(f"{i},{i / fps:.4f},{probs[i]:.6f},{face[i]}\n")
+            buf.write(f"{i},{frame_t[i]:.4f},{probs[i]:.6f},{face[i]}\n")
         pred.files["frames"] = out / f"{stem}.frames.csv"
         write_text(pred.files["frames"], buf.getvalue())
         pred.files["segments"] = out / f"{stem}.segments.json"

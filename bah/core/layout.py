@@ -24,12 +24,21 @@ def features_root(out: PathLike) -> Path:
     return Path(out) / "features" / DATA_FOLDER
 
 
-def video_dir(out: PathLike, video_id: str) -> Path:
-    """Folder of one video's arrays. Rejects ids that would escape the output folder."""
+def _safe(video_id: str) -> str:
     parts = Path(video_id).parts
     if not parts or Path(video_id).is_absolute() or ".." in parts:
         raise ValueError(f"unsafe video id {video_id!r}")
-    return features_root(out) / video_id
+    return video_id
+
+
+def video_dir(out: PathLike, video_id: str) -> Path:
+    """Folder of one video's arrays. Rejects ids that would escape the output folder."""
+    return features_root(out) / _safe(video_id)
+
+
+def frame_times_path(out: PathLike, video_id: str) -> Path:
+    """The manifest's record of one video's frame times: (N,) float64 seconds."""
+    return stage_dir(out, "manifest") / "frame_times" / (_safe(video_id) + ".npy")
 
 
 def video_key(video_id: str) -> str:

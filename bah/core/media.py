@@ -2,6 +2,10 @@
 
 The decoded frame count (not the container's metadata, which webcam recordings often get
 wrong) is the frame count N every stage uses. Frames are streamed, never held all at once.
+
+Frame time: browser recordings are variable-frame-rate, so frame i is not at i/fps. The
+manifest records each decoded frame's presentation time (``probe_times``), and every stage
+that turns frames into time or time into frames asks :func:`frame_times` for them.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -85,6 +89,22 @@ def _upright(img: np.ndarray, rotation: int) -> np.ndarray:
 
 def probe(path: os.PathLike, count_frames: bool = True) -> MediaInfo:
     """Facts about one video file. Decodes every frame when ``count_frames`` (the reliable count)."""
+    return _probe(path, count_frames)[0]
+
+
+def probe_times(path: os.PathLike) -> Tuple[MediaInfo, np.ndarray]:
+    """``probe`` plus the presentation time (float64 seconds) of every decoded frame.
+
+    Times are on the container clock, whose zero is where players start (and where the
+    audio track that ``read_audio`` returns starts, for files whose streams begin together),
+    in decode-output (presentation) order. A frame without a timestamp gets one
+    interpolated from its neighbours.
+    """
+    info, times = _probe(path, True)
+    return info, times
+
+
+def _probe(path: os.PathLike, count_frames: bool) -> Tuple[MediaInfo, np.ndarray]:
     path = Path(path)
     container = _open(path)
     try:
@@ -103,6 +123,7 @@ def probe(path: os.PathLike, count_frames: bool = True) -> MediaInfo:
         n, errors, rotation = 0, 0, 0
         width, height = int(vs.codec_context.width or 0), int(vs.codec_context.height or 0)
         pts = []
+        frame_pts: List[Optional[int]] = []
         if count_frames:
             try:
                 for frame in container.decode(vs):
@@ -111,6 +132,7 @@ def probe(path: os.PathLike, count_frames: bool = True) -> MediaInfo:
                         width, height = frame.width, frame.height
                     if frame.pts is not None:
                         pts.append(frame.pts)
+                    frame_pts.append(frame.pts)
                     n += 1
             except Exception as exc:  # a truncated file: keep what decoded, record the error
                 errors += 1
@@ -139,14 +161,69 @@ def probe(path: os.PathLike, count_frames: bool = True) -> MediaInfo:
             duration = container.duration / 1e6
         if real_fps and avg_fps and not vfr and abs(real_fps - avg_fps) / real_fps > 0.05:
             vfr = True
-        return MediaInfo(
+        start = container.start_time / 1e6 if container.start_time is not None else 0.0
+        times = _times(frame_pts, tb, start, avg_fps)
+        info = MediaInfo(
             n_frames=n, avg_fps=float(avg_fps), real_fps=float(real_fps), duration=duration,
             width=int(width), height=int(height), rotation=rotation, vfr=vfr,
             has_audio=audio is not None, audio_rate=audio_rate, audio_duration=audio_duration,
             codec=vs.codec_context.name, container_frames=container_frames, decode_errors=errors,
         )
+        return info, times
     finally:
         container.close()
+
+
+def _times(frame_pts: List[Optional[int]], time_base: float, start: float, fps: float) -> np.ndarray:
+    """Seconds per decoded frame from its pts; missing pts are interpolated (i/fps without any)."""
+    n = len(frame_pts)
+    if n == 0:
+        return np.zeros(0, np.float64)
+    have = np.array([p is not None for p in frame_pts])
+    if time_base <= 0 or not have.any():
+        return np.arange(n, dtype=np.float64) / (fps or 1.0)
+    idx = np.flatnonzero(have)
+    known = np.array([frame_pts[i] for i in idx], dtype=np.float64) * time_base - start
+    if have.all():
+        return known
+    step = 1.0 / fps if fps else 0.0
+    times = np.interp(np.arange(n), idx, known)
+    # before the first / after the last known pts: extend by the average step
+    times[: idx[0]] = known[0] - step * (idx[0] - np.arange(idx[0]))
+    times[idx[-1] + 1:] = known[-1] + step * (np.arange(idx[-1] + 1, n) - idx[-1])
+    return times
+
+
+def frame_times(n_frames: int, fps: float, recorded: Optional[os.PathLike] = None, *, compat: bool = False,
+                where: str = "") -> np.ndarray:
+    """The time in seconds of each of the ``n_frames`` frames of one video.
+
+    ``recorded`` is the per-video ``.npy`` the manifest wrote (``bah.core.layout.frame_times_path``).
+    ``compat`` gives the original's ``i / fps`` whatever was recorded. Without a recording
+    (an old manifest, a file of another length) this falls back to ``i / fps`` with a warning
+    naming ``where``: right for constant-frame-rate files only.
+    """
+    n = int(n_frames)
+    if not compat and recorded is not None:
+        path = Path(recorded)
+        if path.is_file():
+            times = np.load(path, allow_pickle=False)
+            if times.shape == (n,) and np.isfinite(times).all():
+                return times.astype(np.float64, copy=False)
+            log.warning("%s: recorded frame times %s hold %s values, expected %d; using i/fps",
+                        where or path, path, times.shape, n)
+        else:
+            log.warning("%s: no recorded frame times (%s; rebuild the manifest); using i/fps, "
+                        "wrong for variable-frame-rate files", where or path, path)
+    if not fps or not math.isfinite(fps) or fps <= 0:
+        raise MediaError(f"{where}: unknown frame rate {fps!r}")
+    return np.arange(n, dtype=np.float64) / float(fps)
+
+
+def frames_at(times: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Index of the frame shown at each time ``t``: the last frame whose time is <= t (0 before the first)."""
+    return np.clip(np.searchsorted(np.asarray(times), np.asarray(t, dtype=np.float64), side="right") - 1,
+                   0, max(len(times) - 1, 0))
 
 
 def iter_frames(path: os.PathLike, rotate: bool = True) -> Iterator[np.ndarray]:

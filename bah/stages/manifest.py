@@ -5,6 +5,11 @@ actually decoded, not the container's claim) is the frame count N of every per-v
 array. A video that cannot be used (missing, unreadable, truncated, no frames) is a row with
 ``error`` set, so one bad file never stops the manifest and later stages can list it.
 
+Each usable video's frame presentation times are written next to the manifest
+(``stages/manifest/frame_times/<video id>.npy``, float64 seconds; the row's ``frame_times``
+names it): later stages map frames to time with them (``bah.core.media.frame_times``), so a
+variable-frame-rate file (``vfr`` true) gets its rows at the right times.
+
 Decoding every frame is the slow part, so a rebuild re-uses the facts of rows whose file
 size and modification time did not change (``--force`` decodes everything again).
 """
@@ -23,8 +28,8 @@ from bah.core.progress import progress_bar
 
 from bah.core.config import ConfigError, section
 from bah.data import SPLIT_NAMES, Release, annotation_frame_counts, parse_video_id
-from bah.core.files import read_jsonl, write_jsonl
-from bah.core.layout import manifest_path, stage_dir
+from bah.core.files import read_jsonl, save_npy, write_jsonl
+from bah.core.layout import frame_times_path, manifest_path, stage_dir
 
 __all__ = ["VideoRecord", "ManifestConfig", "build_manifest", "load_manifest", "add_arguments", "run"]
 
@@ -89,6 +94,7 @@ class VideoRecord:
     annotation_frames: Optional[int] = None  # frames listed in the annotation YAML (None: not annotated)
     annotation_mismatch: bool = False  # annotation_frames differs from n_frames
     error: Optional[str] = None  # why the video cannot be used; None for usable videos
+    frame_times: Optional[str] = None  # per-frame times file, relative to the output folder (None: not recorded)
     extra: Dict[str, Any] = field(default_factory=dict)  # facts of a newer bah.core.media this version does not know
 
     @property
@@ -98,6 +104,14 @@ class VideoRecord:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def times(self, out: PathLike, compat: bool = False):
+        """(N,) float64 seconds of each frame (``bah.core.media.frame_times`` on this row's record)."""
+        from bah.core.media import frame_times
+
+        recorded = Path(out) / self.frame_times if self.frame_times else frame_times_path(out, self.video_id)
+        return frame_times(int(self.n_frames or 0), self.avg_fps or self.real_fps or 0.0, recorded,
+                           compat=compat, where=self.video_id)
 
     def to_dict(self) -> Dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -126,16 +140,19 @@ def _stat(path: Path) -> Tuple[Optional[int], Optional[int]]:
     return int(st.st_size), int(st.st_mtime_ns)
 
 
-def _probe_one(path: str) -> Tuple[Dict[str, Any], Optional[str]]:
-    """Decode one file: (media facts, error or None). Never raises, so a pool keeps going."""
-    from bah.core.media import MediaError, probe
+Probed = Tuple[Dict[str, Any], Optional[str], Any]
+
+
+def _probe_one(path: str) -> Probed:
+    """Decode one file: (media facts, error or None, frame times). Never raises, so a pool keeps going."""
+    from bah.core.media import MediaError, probe_times
 
     try:
-        info = probe(path)
+        info, times = probe_times(path)
     except MediaError as exc:
-        return {}, str(exc)
+        return {}, str(exc), None
     except Exception as exc:  # any decoder failure is this video's problem, not the batch's
-        return {}, f"{path}: {type(exc).__name__}: {exc}"
+        return {}, f"{path}: {type(exc).__name__}: {exc}", None
     facts = info.to_dict()
     error = None
     n, listed = int(facts.get("n_frames") or 0), int(facts.get("container_frames") or 0)
@@ -143,11 +160,11 @@ def _probe_one(path: str) -> Tuple[Dict[str, Any], Optional[str]]:
         error = f"{path}: decoding stopped after {n} frames (truncated or corrupt file)"
     elif listed and listed - n > max(TRUNCATION_MIN_FRAMES, TRUNCATION_FRACTION * listed):
         error = f"{path}: decoded {n} of the {listed} frames the container lists (truncated file?)"
-    return facts, error
+    return facts, error, times
 
 
-def _probe_all(paths: List[str], workers: int) -> Dict[str, Tuple[Dict[str, Any], Optional[str]]]:
-    results: Dict[str, Tuple[Dict[str, Any], Optional[str]]] = {}
+def _probe_all(paths: List[str], workers: int) -> Dict[str, Probed]:
+    results: Dict[str, Probed] = {}
     bar = progress_bar(total=len(paths), desc="manifest: decoding", unit="video", disable=not paths)
     try:
         if workers <= 1 or len(paths) <= 1:
@@ -162,7 +179,7 @@ def _probe_all(paths: List[str], workers: int) -> Dict[str, Tuple[Dict[str, Any]
                     try:
                         results[p] = fut.result()
                     except Exception as exc:  # a worker that died (e.g. killed for memory)
-                        results[p] = ({}, f"{p}: worker failed: {type(exc).__name__}: {exc}")
+                        results[p] = ({}, f"{p}: worker failed: {type(exc).__name__}: {exc}", None)
                     bar.update(1)
     finally:
         bar.close()
@@ -235,9 +252,10 @@ def build_manifest(
             continue
         old = previous.get(row["video_id"])
         if (old is not None and old.ok and old.path == row["path"] and row["size"] is not None
-                and old.size == row["size"] and old.mtime_ns == row["mtime_ns"]):
+                and old.size == row["size"] and old.mtime_ns == row["mtime_ns"]
+                and old.frame_times and (Path(out) / old.frame_times).is_file()):
             reused[row["path"]] = {k: getattr(old, k) for k in MEDIA_FIELDS}
-            reused[row["path"]].update(old.extra)
+            reused[row["path"]].update(old.extra, frame_times=old.frame_times)
         else:
             to_probe.append(row["path"])
     if reused:
@@ -250,9 +268,16 @@ def build_manifest(
             if row["path"] in reused:
                 facts, err = reused[row["path"]], None
             else:
-                facts, err = probed[row["path"]]
+                facts, err, times = probed[row["path"]]
+                if err is None and times is not None:
+                    dest = frame_times_path(out, row["video_id"])
+                    save_npy(dest, times)
+                    facts = dict(facts, frame_times=str(dest.relative_to(Path(out))))
             row.update(facts)
             row["error"] = err
+            if err is None and row.get("vfr"):
+                log.warning("%s: variable frame rate (average %.3f fps); later stages use the recorded frame "
+                            "times", row["video_id"], row.get("avg_fps") or 0.0)
         ann = ann_counts.get(row["video_id"])
         row["annotation_frames"] = ann
         n = row.get("n_frames")
@@ -319,6 +344,9 @@ def summarize(records: Sequence[VideoRecord]) -> str:
                      f"{c['frames']:>10}{secs / 3600:>8.2f}")
     lines.append(f"{'total':<8}{tot['videos']:>8}{tot['pos']:>6}{tot['neg']:>6}{tot['unlab']:>7}{tot['errors']:>8}"
                  f"{tot['frames']:>10}{tot['secs'] / 3600:>8.2f}")
+    vfr = sum(bool(r.vfr) for r in records if r.ok)
+    if vfr:
+        lines.append(f"{vfr} variable-frame-rate video(s): frame times recorded, later stages use them")
     mism = sum(r.annotation_mismatch for r in records)
     if mism:
         lines.append(f"{mism} video(s) whose annotation frame count differs from the decoded count")

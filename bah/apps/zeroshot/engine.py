@@ -23,7 +23,7 @@ from bah.core.progress import progress_bar
 
 from bah.data import Release, SplitEntry, Transcription
 from bah.core.files import write_jsonl, write_text, write_yaml
-from bah.core.layout import video_dir
+from bah.core.layout import frame_times_path, video_dir
 from bah.core.media import MediaError
 from bah.metrics.frame import frame_metrics, to_original_keys
 from bah.apps.zeroshot.answer import AnswerParser
@@ -139,7 +139,8 @@ def build_units(release: Release, cfg: ZeroShotConfig, entries: Sequence[SplitEn
         # window mode: the video's decoded timeline maps label frames to times
         try:
             src = sources[vid] if sources and vid in sources else VISUALS.create(
-                cfg.visual, (video_dir(out, vid) / "video.npy") if cfg.visual == "faces" else release.video_path(vid))
+                cfg.visual, (video_dir(out, vid) / "video.npy") if cfg.visual == "faces" else release.video_path(vid),
+                times_path=frame_times_path(out, vid))
             times = src.times()
         except MediaError as exc:
             skipped.append({"video_id": vid, "reason": str(exc), "failed": True})
@@ -279,7 +280,8 @@ def run_zeroshot(cfg: ZeroShotConfig, backend: Backend, release: Release, book: 
                     src = sources.get(u.video_id)
                     if src is None:
                         src = VISUALS.create(cfg.visual, (video_dir(out, u.video_id) / "video.npy")
-                                             if cfg.visual == "faces" else release.video_path(u.video_id))
+                                             if cfg.visual == "faces" else release.video_path(u.video_id),
+                                             times_path=frame_times_path(out, u.video_id))
                         if cfg.level == "frame" and cfg.frame_mode == "window":
                             sources[u.video_id] = src
                     frames, idx = sampler.sample(src, u.video_span)

@@ -84,31 +84,14 @@ class VideoFileSource:
             raise MediaError(f"{self.path}: cannot open as a media file ({type(exc).__name__}: {exc})") from None
 
     def times(self) -> np.ndarray:
-        """Presentation time (s) of every decodable frame, in decoding order (one decode pass)."""
+        """Presentation time (s) of every decodable frame (bah.core.media.probe_times, one decode pass)."""
         if self._times is None:
-            import av
+            from bah.core.media import probe_times
 
             self._check_file()
-            out: List[float] = []
-            try:
-                with av.open(str(self.path)) as c:
-                    if not c.streams.video:
-                        raise MediaError(f"{self.path}: no video stream")
-                    vs = c.streams.video[0]
-                    rate = float(vs.average_rate or vs.guessed_rate or 25)
-                    try:
-                        for frame in c.decode(vs):
-                            out.append(float(frame.time) if frame.time is not None else len(out) / rate)
-                    except av.error.FFmpegError as exc:  # truncated file: keep what decoded
-                        log.warning("%s: decoding stopped after %d frames (%s)", self.path, len(out), exc)
-            except MediaError:
-                raise
-            except Exception as exc:
-                raise MediaError(f"{self.path}: cannot open as a media file ({type(exc).__name__}: {exc})") from None
-            if not out:
-                raise MediaError(f"{self.path}: no decodable video frame")
+            _, times = probe_times(self.path)
             # reordered or repeated timestamps must not make a slice pick an earlier frame
-            self._times = np.maximum.accumulate(np.asarray(out, dtype=np.float64))
+            self._times = np.maximum.accumulate(times)
         return self._times
 
     def read(self, indices: Sequence[int]) -> Dict[int, np.ndarray]:
@@ -127,9 +110,13 @@ class VideoFileSource:
 
 @VISUALS.register("faces")
 class FaceArraySource:
-    """Aligned faces already packed as ``video.npy`` (N, S, S, 3) uint8; times at ``fps``."""
+    """Aligned faces already packed as ``video.npy`` (N, S, S, 3) uint8.
 
-    def __init__(self, path: Path, fps: float = 25.0, **_):
+    Frame times are the manifest's record (``times_path``, ``bah.core.layout.frame_times_path``);
+    without one, i/fps with a warning.
+    """
+
+    def __init__(self, path: Path, fps: float = 25.0, times_path: Optional[Path] = None, **_):
         self.path = Path(path)
         if not self.path.is_file():
             raise MediaError(f"{self.path}: packed faces not found (run `bah faces` first, or use --visual frames)")
@@ -137,12 +124,15 @@ class FaceArraySource:
         if self.array.ndim != 4 or self.array.shape[-1] != 3 or len(self.array) == 0:
             raise MediaError(f"{self.path}: expected (N, S, S, 3) faces with N > 0, found {self.array.shape}")
         self.fps = fps
+        self.times_path = times_path
 
     def container_frames(self) -> int:
         return int(len(self.array))
 
     def times(self) -> np.ndarray:
-        return np.arange(len(self.array), dtype=np.float64) / self.fps
+        from bah.core.media import frame_times
+
+        return frame_times(len(self.array), self.fps, self.times_path, where=str(self.path))
 
     def read(self, indices: Sequence[int]) -> Dict[int, np.ndarray]:
         n = len(self.array)

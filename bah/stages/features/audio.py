@@ -111,32 +111,38 @@ def compat_rows(n_frames: int, n_examples: int) -> np.ndarray:
     return np.minimum(np.arange(n_frames, dtype=np.int64) + 1, last)
 
 
-def centred_examples(samples16k: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
-    """(N, 96, 64) float64: frame i's example is centred on t = i/fps.
+def time_rows(times: np.ndarray) -> np.ndarray:
+    """Log-mel row at which each frame's centred example starts: round(t * 100).
 
-    0.48 s of edge padding in front makes the window of frame 0 start at -0.48 s; the
+    With the 0.48 s head padding, row r covers [r/100 - 0.48, r/100 + 0.48) of the track, so
+    the example of a frame at time t is centred on t. For a constant frame rate t = i/fps
+    gives the rows of the i/fps path (within float rounding of exact half rows).
+    """
+    return np.round(np.asarray(times, dtype=np.float64) * LOGMEL_RATE).astype(np.int64)
+
+
+def centred_examples(samples16k: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """(N, 96, 64) float64: each frame's example is centred on its time (seconds).
+
+    0.48 s of edge padding in front makes the window of a frame at 0 s start at -0.48 s; the
     original's 1 s tail padding stays. Starts past the end (audio shorter than the video)
     are clamped to the last full window.
     """
     head = EXAMPLE_ROWS // 2 * HOP
     mel = log_mel(pad_waveform(samples16k, head=head))
-    h = example_hop(fps)
-    starts = np.round(np.arange(n_frames, dtype=np.float64) * h).astype(np.int64)
-    starts = np.clip(starts, 0, max(mel.shape[0] - EXAMPLE_ROWS, 0))
+    starts = np.clip(time_rows(times), 0, max(mel.shape[0] - EXAMPLE_ROWS, 0))
     if mel.shape[0] < EXAMPLE_ROWS:
         mel = np.pad(mel, ((0, EXAMPLE_ROWS - mel.shape[0]), (0, 0)), mode="edge")
     return gather_examples(mel, starts)
 
 
-def centred_mean(samples16k: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
+def centred_mean(samples16k: np.ndarray, times: np.ndarray) -> np.ndarray:
     """(N, 64) mean log-mel of each frame's centred 0.96 s example, via a cumulative sum."""
     head = EXAMPLE_ROWS // 2 * HOP
     mel = log_mel(pad_waveform(samples16k, head=head))
     if mel.shape[0] < EXAMPLE_ROWS:
         mel = np.pad(mel, ((0, EXAMPLE_ROWS - mel.shape[0]), (0, 0)), mode="edge")
-    h = example_hop(fps)
-    starts = np.round(np.arange(n_frames, dtype=np.float64) * h).astype(np.int64)
-    starts = np.clip(starts, 0, mel.shape[0] - EXAMPLE_ROWS)
+    starts = np.clip(time_rows(times), 0, mel.shape[0] - EXAMPLE_ROWS)
     csum = np.concatenate([np.zeros((1, mel.shape[1])), np.cumsum(mel, axis=0)])
     return (csum[starts + EXAMPLE_ROWS] - csum[starts]) / EXAMPLE_ROWS
 
@@ -159,6 +165,7 @@ class LogMelExtractor(Extractor):
 
     stem = "logmel"
     modality = "audio"
+    result_keys = ("compat",)  # compat: rows at i/fps instead of the recorded frame times
 
     def dim(self) -> int:
         return MEL_BANDS
@@ -167,7 +174,7 @@ class LogMelExtractor(Extractor):
         audio = audio_or_none(video, self.name, self.dim())
         if audio is None:
             return np.zeros((video.n_frames, self.dim()), np.float32)
-        return centred_mean(audio, video.fps, video.n_frames).astype(np.float32)
+        return centred_mean(audio, video.times).astype(np.float32)
 
 
 def _opensmile():
@@ -186,6 +193,7 @@ class OpenSmileExtractor(Extractor):
     """
 
     modality = "audio"
+    result_keys = ("compat",)  # compat: rows at i/fps instead of the recorded frame times
     feature_set = ""
     column_prefixes: Tuple[str, ...] = ()
     window_s = 1.0
@@ -235,7 +243,7 @@ class OpenSmileExtractor(Extractor):
         if audio is None:
             return np.zeros((video.n_frames, self.dim()), np.float32)
         times, vals = self.lld(audio)
-        return window_mean(times, vals, np.arange(video.n_frames) / video.fps, self.window_s).astype(np.float32)
+        return window_mean(times, vals, video.times, self.window_s).astype(np.float32)
 
 
 def window_mean(times: np.ndarray, vals: np.ndarray, centres: np.ndarray, width: float) -> np.ndarray:

@@ -24,7 +24,11 @@ _UNREAD = object()
 @dataclass
 class VideoInput:
     """One video as the extractors see it. ``out_dir`` holds its arrays (``video.npy``,
-    ``face_record.npz``); the audio track is decoded at most once, on first use."""
+    ``face_record.npz``); the audio track is decoded at most once, on first use.
+
+    ``times`` holds each frame's time in seconds (the manifest's record, see
+    ``bah.core.media.frame_times``); given none, frame i is at i/fps (constant frame rate).
+    """
 
     video_id: str
     path: Optional[Path]
@@ -34,6 +38,7 @@ class VideoInput:
     transcript: str = ""
     transcription_path: Optional[Path] = None
     duration: Optional[float] = None
+    times: Optional[np.ndarray] = field(default=None, repr=False)
     warnings: List[str] = field(default_factory=list)
     _audio: Any = field(default=_UNREAD, repr=False)
 
@@ -44,6 +49,13 @@ class VideoInput:
             raise ValueError(f"{self.video_id}: invalid frame rate {self.fps!r}")
         self.n_frames = int(self.n_frames)
         self.fps = float(self.fps)
+        if self.times is None:
+            from bah.core.media import frame_times
+
+            self.times = frame_times(self.n_frames, self.fps, where=self.video_id)
+        self.times = np.asarray(self.times, dtype=np.float64)
+        if self.times.shape != (self.n_frames,):
+            raise ValueError(f"{self.video_id}: {self.times.shape[0]} frame times for {self.n_frames} frames")
 
     def audio(self) -> Optional[np.ndarray]:
         """16 kHz mono float32 in [-1, 1], or None when the file has no audio track."""

@@ -9,7 +9,7 @@ from bah.core.config import section
 from bah.core.files import config_hash
 
 STAGE = "features"
-VERSION = 1  # bump when an extractor's output changes for the same settings
+VERSION = 2  # bump when an extractor's output changes for the same settings (2: rows at recorded frame times)
 
 
 
@@ -25,7 +25,7 @@ class FeatureConfig:
     vggish_weights: Optional[str] = None  # torchvggish vggish-10086976.pth
     ir50_weights: Optional[str] = None  # res50_ir_0.887.pth
     resnet_path: Optional[str] = None  # folder with mini_config.yml + model.pt
-    compat: bool = False  # vggish: the original's forward windows and one-row shift
+    compat: bool = False  # frame i at i/fps (not its recorded time); vggish: the original's windows, row shift, int16 audio
     batch_size: int = 256  # examples / faces per forward pass
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # fp16 autocast for the face backbones on GPU

@@ -30,19 +30,25 @@ from bah.core.status import StageStatus, block_config_name, claim_all
 
 log = logging.getLogger(__name__)
 
-def video_input(rec: Any, out: Path, data_root: Optional[Path]) -> VideoInput:
-    """The extractor view of one manifest row."""
+def video_input(rec: Any, out: Path, data_root: Optional[Path], compat: bool = False) -> VideoInput:
+    """The extractor view of one manifest row; frames sit at their recorded times (i/fps in compat)."""
     fps = rec.avg_fps or rec.real_fps
     tr_path = None
     if data_root is not None:
         from bah.data import Release
 
         tr_path = Release(data_root).transcription_path(rec.video_id)
-    return VideoInput(
+    video = VideoInput(
         video_id=rec.video_id, path=Path(rec.path), n_frames=rec.n_frames, fps=fps,
         out_dir=video_dir(out, rec.video_id), transcript=rec.transcript or "",
         transcription_path=tr_path, duration=rec.audio_duration or rec.duration,
+        times=rec.times(out, compat=compat),
     )
+    if getattr(rec, "vfr", False):
+        video.warnings.append(
+            f"variable frame rate (average {fps:.3f} fps): rows at "
+            + ("i/fps (compat), not the recorded frame times" if compat else "the recorded frame times"))
+    return video
 
 
 @dataclass
@@ -110,7 +116,7 @@ def extract_features(records: Sequence[Any], out: Path, settings: FeatureConfig,
             if not ns:
                 res.skipped += 1
                 continue
-            ok = _extract_one(rec, ns, out, data_root, built, status)
+            ok = _extract_one(rec, ns, out, data_root, built, status, compat=settings.compat)
         finally:
             for lock in locks:
                 lock.release()
@@ -126,13 +132,13 @@ def extract_features(records: Sequence[Any], out: Path, settings: FeatureConfig,
 
 
 def _extract_one(rec: Any, ns: Sequence[str], out: Path, data_root: Optional[Path], built: Dict[str, Extractor],
-                 status: Dict[str, StageStatus]) -> bool:
+                 status: Dict[str, StageStatus], compat: bool = False) -> bool:
     """Every pending extractor on one video; True when all succeeded. Failures are recorded."""
     vid = rec.video_id
     try:
         if getattr(rec, "error", None):
             raise ValueError(f"unreadable video in the manifest: {rec.error}")
-        video = video_input(rec, out, data_root)
+        video = video_input(rec, out, data_root, compat=compat)
     except (ValueError, TypeError, OSError) as exc:
         for n in ns:
             status[n].mark_failed(vid, str(exc))

@@ -176,11 +176,12 @@ def token_times(offsets: np.ndarray, char_spans: np.ndarray, chunks: Sequence[Ch
     return times
 
 
-def timestamp_token_map(times: np.ndarray, n_frames: int, fps: float, fill: str = "zeros") -> np.ndarray:
-    """Token index per frame (-1 = no token) for frame times i/fps."""
+def timestamp_token_map(times: np.ndarray, frame_times: np.ndarray, fill: str = "zeros") -> np.ndarray:
+    """Token index per frame (-1 = no token); ``frame_times`` (N,) seconds of each frame."""
     if fill not in ("zeros", "nearest"):
         raise ValueError(f"text fill must be 'zeros' or 'nearest', got {fill!r}")
-    t = np.arange(n_frames) / float(fps)
+    t = np.asarray(frame_times, dtype=np.float64)
+    n_frames = t.shape[0]
     if times.shape[0] == 0:
         return np.full(n_frames, -1, np.int64)
     order = np.argsort(times[:, 0], kind="stable")
@@ -231,7 +232,7 @@ def align_timestamps(encoder: TextEncoder, video: VideoInput, settings: Any) -> 
     if emb.vectors.shape[0] == 0:
         return zeros_with_warning(video, "bert", "empty transcription", encoder.dim)
     times = token_times(emb.offsets, spans, chunks)
-    idx = timestamp_token_map(times, video.n_frames, video.fps, getattr(settings, "text_fill", "zeros"))
+    idx = timestamp_token_map(times, video.times, getattr(settings, "text_fill", "zeros"))
     return _gather(emb.vectors, idx, video.n_frames)
 
 
@@ -240,7 +241,8 @@ class BertExtractor(Extractor):
     """Token embeddings of a BERT-family model, aligned to frames; ``bert.npy`` whatever the model."""
 
     modality = "text"
-    result_keys = ("text_model", "text_alignment", "text_fill", "text_max_length")
+    # compat puts frames at i/fps, which moves the timestamps alignment
+    result_keys = ("text_model", "text_alignment", "text_fill", "text_max_length", "compat")
 
     def __init__(self, settings=None, encoder: Optional[TextEncoder] = None):
         super().__init__(settings)

@@ -132,5 +132,5 @@ class VGGishExtractor(Extractor):
             _, _, examples = front.original_examples(audio, video.fps)
             emb = embed_examples(self.model, examples, bs, self.device)
             return emb[front.compat_rows(video.n_frames, emb.shape[0])]
-        examples = front.centred_examples(audio, video.fps, video.n_frames)
+        examples = front.centred_examples(audio, video.times)
         return embed_examples(self.model, examples, bs, self.device)

@@ -164,6 +164,9 @@ def test_unannotated_policy(tree, policy):
         assert [r["video_id"] for r in report.written] == [V4]
         arr = np.load(path)
         assert arr.dtype == np.float32 and arr.shape == (6,) and (arr == 0).all()
+    elif policy == "fail":
+        assert [r["video_id"] for r in report.failed] == [V4]
+        assert np.load(path).dtype == np.int64  # nothing written
     else:
         assert [r["video_id"] for r in report.skipped] == [V4]
         assert np.load(path).dtype == np.int64  # nothing written

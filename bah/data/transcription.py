@@ -1,22 +1,28 @@
 """Whisper transcription YAML: ``{text, chunks: [{language?, text, timestamp: (start, end)}]}``.
 
-Two known defects of the release files are repaired here so that every consumer sees one
+Known defects of the release files are repaired here so that every consumer sees one
 increasing timeline in seconds:
 - the last chunk's ``end`` may be ``None`` (Whisper did not close it);
 - timestamps restart at about 0 every ~30 s window. A start that drops by more than 1 s
-  below the time reached so far marks a restart; the time reached is added from there on.
+  below the time reached so far marks a restart; the time reached is added from there on;
+- with the audio ``duration`` known, times outside the video (negative, past the end) are
+  clipped to [0, duration] with a warning naming the file and the chunk (``clipped`` counts them).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from bah.data.annotations import load_yaml
 
-__all__ = ["Chunk", "Transcription", "read_transcription", "parse_transcription", "repair_timeline", "RESTART_DROP_S"]
+__all__ = ["Chunk", "Transcription", "read_transcription", "parse_transcription", "repair_timeline", "clip_to_video",
+           "RESTART_DROP_S"]
 
 PathLike = Union[str, Path]
+
+log = logging.getLogger(__name__)
 
 # A drop larger than this (seconds) is a Whisper window restart, not timestamp jitter.
 RESTART_DROP_S = 1.0
@@ -35,6 +41,7 @@ class Transcription:
     text: str
     chunks: Tuple[Chunk, ...]
     restarts: int = 0  # how many timeline restarts were repaired
+    clipped: int = 0  # how many chunks had a time outside [0, duration] (clipped)
 
 
 def _num(value: Any, where: str) -> Optional[float]:
@@ -106,6 +113,7 @@ def parse_transcription(data: Any, where: str = "transcription", duration: Optio
             raise ValueError(f"{w}: timestamp has no start")
         pairs.append((start, _num(ts[1], w)))
     times, restarts = repair_timeline(pairs, duration)
+    times, clipped = clip_to_video(times, duration, where)
     chunks = tuple(
         Chunk(text=str(ch.get("text") or ""), start=s, end=e,
               language=None if ch.get("language") is None else str(ch.get("language")))
@@ -114,7 +122,23 @@ def parse_transcription(data: Any, where: str = "transcription", duration: Optio
     text = data.get("text")
     if text is None:
         text = "".join(c.text for c in chunks)
-    return Transcription(str(text), chunks, restarts)
+    return Transcription(str(text), chunks, restarts, clipped)
+
+
+def clip_to_video(times: Sequence[Tuple[float, float]], duration: Optional[float],
+                  where: str = "transcription") -> Tuple[List[Tuple[float, float]], int]:
+    """Clip (start, end) pairs into [0, duration]; warns once per chunk moved. No duration: unchanged."""
+    out: List[Tuple[float, float]] = []
+    clipped = 0
+    for k, (s, e) in enumerate(times):
+        lo, hi = 0.0, float("inf") if duration is None else float(duration)
+        cs, ce = min(max(s, lo), hi), min(max(e, lo), hi)
+        if (cs, ce) != (s, e):
+            clipped += 1
+            log.warning("%s: chunk %d: timestamp (%.3f, %.3f) lies outside the video [0, %s]; clipped to "
+                        "(%.3f, %.3f)", where, k, s, e, "?" if duration is None else f"{hi:.3f}", cs, ce)
+        out.append((cs, ce))
+    return out, clipped
 
 
 def read_transcription(path: PathLike, duration: Optional[float] = None) -> Transcription:

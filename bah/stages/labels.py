@@ -12,7 +12,11 @@ annotation YAML (or the frame-level split files), with the differences that matt
 - the file that was there before (the video label broadcast, or frame labels made by other
   code) is kept as ``EXPR_continuous_label.npy.bak``: a name training never reads;
 - videos without annotation (a private test set) get the video label repeated, or nothing,
-  as configured; one bad video never stops the run, it lands in the failure list.
+  as configured; one bad video never stops the run, it lands in the failure list;
+- an annotation entry without ``frame_annotation`` gets its frame labels from its A/H
+  intervals (``time_detailed_ah`` against the manifest's recorded frame times, else
+  ``fr_detailed_ah``); an entry with neither fails naming the video, unless
+  ``incomplete`` says what it gets. Both are counted in the summary as repairs.
 """
 from __future__ import annotations
 
@@ -54,6 +58,8 @@ class LabelConfig:
     annotation: Optional[Path] = None  # annotation YAML; default: found in the release (either file name)
     max_resample_frames: int = 5  # |annotated - N| up to this is resampled with a warning; more is an error
     unannotated: str = "video_label"  # UNANNOTATED name: what videos without annotation get
+    # UNANNOTATED name: what an entry with neither frame_annotation nor A/H intervals gets
+    incomplete: str = "fail"
     backup: bool = True  # keep the previous label file as EXPR_continuous_label.npy.bak
     splits: Tuple[str, ...] = ()  # only these splits (empty: every split of the manifest)
 
@@ -62,16 +68,23 @@ class LabelConfig:
             raise ValueError(f"max_resample_frames must be >= 0, got {self.max_resample_frames}")
         if self.source not in LABEL_SOURCES:
             raise ValueError(f"unknown label source {self.source!r}; known: {LABEL_SOURCES.list()}")
-        if self.unannotated not in UNANNOTATED:
-            raise ValueError(f"unknown unannotated policy {self.unannotated!r}; known: {UNANNOTATED.list()}")
+        for name in (self.unannotated, self.incomplete):
+            if name not in UNANNOTATED:
+                raise ValueError(f"unknown unannotated policy {name!r}; known: {UNANNOTATED.list()}")
 
 
 @dataclass(frozen=True)
 class SourceLabels:
-    """What a source knows about one video: per-frame 0/1 labels and the global (video) label."""
+    """What a source knows about one video: per-frame 0/1 labels and the global (video) label.
 
-    frames: np.ndarray
+    ``frames`` is None for an annotation entry without ``frame_annotation``: the labels then
+    come from its A/H intervals (seconds, else inclusive frame indices), see ``interval_labels``.
+    """
+
+    frames: Optional[np.ndarray]
     global_label: Optional[int] = None
+    intervals_seconds: Tuple[Tuple[float, float], ...] = ()
+    intervals_frames: Tuple[Tuple[int, int], ...] = ()
 
 
 # ----------------------------------------------------------------------------------------
@@ -136,8 +149,8 @@ class AnnotationSource(LabelSource):
         if raw is None:
             return None
         ann = parse_annotation(record.video_id, raw, str(self.path))
-        if ann.frame_labels.size == 0:
-            return None  # listed without frame labels: treated like an unannotated video
+        if ann.frame_labels.size == 0:  # listed without frame labels: the intervals say which frames
+            return SourceLabels(None, ann.global_label, ann.intervals_seconds, ann.intervals_frames)
         return SourceLabels(np.asarray(ann.frame_labels), ann.global_label)
 
     def describe(self) -> str:
@@ -195,6 +208,35 @@ def _unannotated_video_label(record: Any, n: int) -> Optional[np.ndarray]:
 @UNANNOTATED.register("skip")
 def _unannotated_skip(record: Any, n: int) -> Optional[np.ndarray]:
     return None
+
+
+@UNANNOTATED.register("fail")
+def _unannotated_fail(record: Any, n: int) -> Optional[np.ndarray]:
+    raise LabelError(f"{record.video_id}: no frame labels")
+
+
+# The annotation's HH:MM:SS.mmm times are rounded to the millisecond: a frame that starts
+# exactly on an interval edge may sit up to half a millisecond on either side of it.
+TIME_RESOLUTION_S = 0.001
+
+
+def interval_labels(times: np.ndarray, intervals_seconds=(), intervals_frames=()) -> np.ndarray:
+    """(N,) float32 0/1 labels of frames inside the A/H intervals.
+
+    Seconds are half-open [start, end) and compared with each frame's presentation time
+    ``times`` (so a variable-frame-rate video gets the frames the annotator saw); without
+    them, ``fr_detailed_ah`` inclusive frame indices are used as given.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    out = np.zeros(times.shape[0], np.float32)
+    if intervals_seconds:
+        h = TIME_RESOLUTION_S / 2
+        for start, end in intervals_seconds:
+            out[(times >= start - h) & (times < end - h)] = 1.0
+    else:
+        for start, end in intervals_frames:
+            out[max(0, int(start)):max(0, int(end) + 1)] = 1.0
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -287,6 +329,11 @@ class LabelReport:
     def resampled(self) -> List[str]:
         return [r["video_id"] for r in self.written if r.get("resampled")]
 
+    @property
+    def repaired(self) -> List[str]:
+        """Videos whose labels came from a repair (intervals instead of frame_annotation, a policy)."""
+        return [r["video_id"] for r in self.written + self.skipped if r.get("repair")]
+
 
 def label_videos(out: Path, records: Sequence[Any], source: LabelSource, cfg: LabelConfig,
                  progress: bool = True) -> LabelReport:
@@ -308,6 +355,14 @@ def label_videos(out: Path, records: Sequence[Any], source: LabelSource, cfg: La
         try:
             n = int(rec.n_frames or 0)
             got = source.get(rec)
+            if getattr(rec, "vfr", False):
+                row["vfr"] = True  # labels from intervals use the recorded frame times
+            if got is not None and got.frames is None:
+                got = _from_intervals(out, rec, got, cfg, row)
+                if got is None:
+                    row["reason"] = row["repair"]
+                    report.skipped.append(row)
+                    continue
             if got is None:
                 labels = UNANNOTATED.get(cfg.unannotated)(rec, n)
                 if labels is None:
@@ -343,6 +398,29 @@ def label_videos(out: Path, records: Sequence[Any], source: LabelSource, cfg: La
     return report
 
 
+def _from_intervals(out: Path, rec: Any, got: SourceLabels, cfg: LabelConfig,
+                    row: Dict[str, Any]) -> SourceLabels:
+    """Frame labels of an annotation entry without ``frame_annotation`` (a repair, noted in ``row``)."""
+    vid = rec.video_id
+    n = int(rec.n_frames or 0)
+    if got.intervals_seconds or got.intervals_frames:
+        frames = interval_labels(rec.times(out), got.intervals_seconds, got.intervals_frames)
+        kind = "time_detailed_ah" if got.intervals_seconds else "fr_detailed_ah"
+        log.warning("%s: no frame_annotation; %d frame labels made from %s", vid, n, kind)
+        row["repair"] = f"frame labels from {kind} (no frame_annotation)"
+        return SourceLabels(frames, got.global_label)
+    policy = cfg.incomplete
+    try:
+        labels = UNANNOTATED.get(policy)(rec, n)
+    except LabelError:
+        raise LabelError(
+            f"{vid}: the annotation entry has neither frame_annotation nor A/H intervals (fr_detailed_ah / "
+            f"time_detailed_ah); choose what such videos get with --incomplete "
+            f"{'|'.join(k for k in UNANNOTATED.list() if k != 'fail')}") from None
+    row["repair"] = f"no frame_annotation nor intervals: policy {policy!r}"
+    return None if labels is None else SourceLabels(labels, got.global_label)
+
+
 # ----------------------------------------------------------------------------------------
 # Command
 
@@ -357,6 +435,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="largest |annotated - decoded| frame difference resampled with a warning (default 5)")
     g.add_argument("--unannotated", choices=UNANNOTATED.list(), default=None,
                    help="videos without annotation: repeat the video label, or write nothing")
+    g.add_argument("--incomplete", choices=UNANNOTATED.list(), default=None,
+                   help="annotation entries with neither frame_annotation nor A/H intervals (default: fail)")
     g.add_argument("--no-backup", dest="backup", action="store_const", const=False, default=None,
                    help="do not keep the previous label file as EXPR_continuous_label.npy.bak")
     g.add_argument("--splits", nargs="+", default=None, metavar="SPLIT", help="only these splits")
@@ -369,6 +449,7 @@ def overrides_from_args(args: argparse.Namespace) -> Dict[str, Any]:
         "labels.annotation": args.annotation,
         "labels.max_resample_frames": args.max_resample_frames,
         "labels.unannotated": args.unannotated,
+        "labels.incomplete": getattr(args, "incomplete", None),
         "labels.backup": args.backup,
         "labels.splits": list(args.splits) if args.splits else None,
     }
@@ -399,6 +480,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"labels: {len(report.written)} written ({len(report.resampled)} resampled, "
           f"{sum(1 for r in report.written if r.get('unchanged'))} unchanged), "
           f"{len(report.skipped)} skipped, {len(report.failed)} failed")
+    if report.repaired:
+        print(f"  {len(report.repaired)} repaired (no frame_annotation): {', '.join(report.repaired[:5])}"
+              + (" ..." if len(report.repaired) > 5 else ""))
     for row in report.skipped:
         print(f"  skipped {row['video_id']}: {row['reason']}")
     for row in report.failed:

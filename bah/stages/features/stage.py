@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -21,7 +21,7 @@ from bah.core.progress import progress_bar
 from bah.core.config import ConfigError
 from bah.stages.features import EXTRACTORS
 from bah.stages.features.base import Extractor, VideoInput
-from bah.stages.features.text import ALIGNMENTS
+from bah.stages.features.text import ALIGNMENTS, CLIPPED_NOTE
 from bah.stages.features.settings import STAGE, VERSION, FeatureConfig  # noqa: F401
 from bah.core.files import save_npy, write_json
 from bah.core.layout import stage_dir, video_dir
@@ -29,6 +29,9 @@ from bah.core.shards import add_block_arguments, resolve_block, take_block
 from bah.core.status import StageStatus, block_config_name, claim_all
 
 log = logging.getLogger(__name__)
+
+REPAIR_TEXT = {"vfr": "variable-frame-rate (rows at their recorded frame times)",
+               "clipped_timestamps": "with transcript timestamps outside the video (clipped)"}
 
 def video_input(rec: Any, out: Path, data_root: Optional[Path], compat: bool = False) -> VideoInput:
     """The extractor view of one manifest row; frames sit at their recorded times (i/fps in compat)."""
@@ -58,6 +61,8 @@ class StageResult:
     failed: int = 0
     busy: int = 0  # held by a twin copy of the block
     failures: Optional[List[Dict[str, Any]]] = None
+    # videos per repair or note: "vfr" (rows at recorded frame times), "clipped_timestamps"
+    repairs: Dict[str, int] = field(default_factory=dict)
 
 
 def extract_features(records: Sequence[Any], out: Path, settings: FeatureConfig, data_root: Optional[Path] = None,
@@ -116,7 +121,7 @@ def extract_features(records: Sequence[Any], out: Path, settings: FeatureConfig,
             if not ns:
                 res.skipped += 1
                 continue
-            ok = _extract_one(rec, ns, out, data_root, built, status, compat=settings.compat)
+            ok = _extract_one(rec, ns, out, data_root, built, status, compat=settings.compat, repairs=res.repairs)
         finally:
             for lock in locks:
                 lock.release()
@@ -125,15 +130,17 @@ def extract_features(records: Sequence[Any], out: Path, settings: FeatureConfig,
     res.failures = [f for st in status.values() for f in st.failures() if f.get("block") == str(b)]
     for st in status.values():
         st.finish(done=res.done, skipped=res.skipped, failed=res.failed, busy=res.busy)
-    meta = {"version": VERSION, "settings": asdict(settings),
+    meta = {"version": VERSION, "settings": asdict(settings), "repairs": res.repairs,
             "extractors": {n: built[n].meta() for n in names if n in built}}
     write_json(stage_dir(out, STAGE) / f"meta-block{b}.json", meta)
     return res
 
 
 def _extract_one(rec: Any, ns: Sequence[str], out: Path, data_root: Optional[Path], built: Dict[str, Extractor],
-                 status: Dict[str, StageStatus], compat: bool = False) -> bool:
-    """Every pending extractor on one video; True when all succeeded. Failures are recorded."""
+                 status: Dict[str, StageStatus], compat: bool = False,
+                 repairs: Optional[Dict[str, int]] = None) -> bool:
+    """Every pending extractor on one video; True when all succeeded. Failures are recorded;
+    ``repairs`` counts the notes the summary reports (a VFR video, clipped transcript times)."""
     vid = rec.video_id
     try:
         if getattr(rec, "error", None):
@@ -157,6 +164,11 @@ def _extract_one(rec: Any, ns: Sequence[str], out: Path, data_root: Optional[Pat
             continue
         status[n].mark_done(vid, shape=list(arr.shape), seconds=round(time.perf_counter() - t0, 3),
                             warnings=video.warnings[before:])
+    if repairs is not None:
+        for kind, hit in (("vfr", bool(getattr(rec, "vfr", False))),
+                          ("clipped_timestamps", any(w.startswith(CLIPPED_NOTE) for w in video.warnings))):
+            if hit:
+                repairs[kind] = repairs.get(kind, 0) + 1
     return ok
 
 
@@ -232,6 +244,8 @@ def run(args: argparse.Namespace) -> int:
     busy = f", {res.busy} left to a twin copy of this block" if res.busy else ""
     print(f"features: {res.done} videos done, {res.skipped} already up to date, {res.failed} failed{busy} "
           f"(block {block[1]} of {block[0]}; extractors {', '.join(settings.extractors)})")
+    if res.repairs:
+        print("features: " + ", ".join(f"{n} video(s) {REPAIR_TEXT.get(k, k)}" for k, n in sorted(res.repairs.items())))
     if res.failures:
         print(f"failures are listed in {stage_dir(cfg.out, STAGE)}/<extractor>/failures-block{block[1]}.jsonl",
               file=sys.stderr)

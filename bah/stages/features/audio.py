@@ -26,6 +26,7 @@ EXAMPLE_ROWS = 96  # 0.96 s of 10 ms log-mel rows
 TAIL_PAD = SAMPLE_RATE  # the original appends 1 s repeating the last sample
 LOGMEL_RATE = 1.0 / 0.01  # log-mel rows per second, as the original computes it
 SILENCE = 1e-6  # peak amplitude under which a track counts as silent
+SNAP_S = 0.0006  # frame times this close to the grid i/fps are on it (ms container clocks round by 0.5 ms)
 
 
 def _hertz_to_mel(hz: np.ndarray) -> np.ndarray:
@@ -73,6 +74,21 @@ def int16_to_float(samples: np.ndarray) -> np.ndarray:
     return np.asarray(samples, dtype=np.float64) / 32768.0
 
 
+def float_to_int16(samples: np.ndarray) -> np.ndarray:
+    """What ffmpeg writes to a 16-bit wav: round(x * 32768) to nearest even, clipped (libswresample)."""
+    x = np.rint(np.asarray(samples, dtype=np.float64) * 32768.0)
+    return np.clip(x, -32768, 32767).astype(np.int16)
+
+
+def wav16_round_trip(samples: np.ndarray) -> np.ndarray:
+    """The track as the original's VGGish saw it: written to a 16-bit wav by ffmpeg, read back /32768.
+
+    The default path keeps the decoder's float samples (no quantisation); compat rounds, which
+    moves log-mel values by up to ~0.1 on quiet passages.
+    """
+    return int16_to_float(float_to_int16(samples))
+
+
 def example_hop(fps: float) -> float:
     # Kept as the original's float64 product: at 24 fps it rounds some starts down a row.
     return (1.0 / float(fps)) * LOGMEL_RATE
@@ -111,17 +127,22 @@ def compat_rows(n_frames: int, n_examples: int) -> np.ndarray:
     return np.minimum(np.arange(n_frames, dtype=np.int64) + 1, last)
 
 
-def time_rows(times: np.ndarray) -> np.ndarray:
+def time_rows(times: np.ndarray, fps: float) -> np.ndarray:
     """Log-mel row at which each frame's centred example starts: round(t * 100).
 
     With the 0.48 s head padding, row r covers [r/100 - 0.48, r/100 + 0.48) of the track, so
-    the example of a frame at time t is centred on t. For a constant frame rate t = i/fps
-    gives the rows of the i/fps path (within float rounding of exact half rows).
+    the example of a frame at time t is centred on t. The product is taken as (t * fps) * h
+    with h the i/fps path's float64 hop, and times within half a millisecond of the nominal
+    grid i/fps (a container clock in milliseconds rounds that much; SNAP_S) are snapped to it: a
+    constant-frame-rate video then gets exactly the rows of ``round(i * h)``, ties included.
     """
-    return np.round(np.asarray(times, dtype=np.float64) * LOGMEL_RATE).astype(np.int64)
+    pos = np.asarray(times, dtype=np.float64) * float(fps)
+    whole = np.round(pos)
+    pos = np.where(np.abs(pos - whole) <= SNAP_S * float(fps), whole, pos)
+    return np.round(pos * example_hop(fps)).astype(np.int64)
 
 
-def centred_examples(samples16k: np.ndarray, times: np.ndarray) -> np.ndarray:
+def centred_examples(samples16k: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
     """(N, 96, 64) float64: each frame's example is centred on its time (seconds).
 
     0.48 s of edge padding in front makes the window of a frame at 0 s start at -0.48 s; the
@@ -130,19 +151,19 @@ def centred_examples(samples16k: np.ndarray, times: np.ndarray) -> np.ndarray:
     """
     head = EXAMPLE_ROWS // 2 * HOP
     mel = log_mel(pad_waveform(samples16k, head=head))
-    starts = np.clip(time_rows(times), 0, max(mel.shape[0] - EXAMPLE_ROWS, 0))
+    starts = np.clip(time_rows(times, fps), 0, max(mel.shape[0] - EXAMPLE_ROWS, 0))
     if mel.shape[0] < EXAMPLE_ROWS:
         mel = np.pad(mel, ((0, EXAMPLE_ROWS - mel.shape[0]), (0, 0)), mode="edge")
     return gather_examples(mel, starts)
 
 
-def centred_mean(samples16k: np.ndarray, times: np.ndarray) -> np.ndarray:
+def centred_mean(samples16k: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
     """(N, 64) mean log-mel of each frame's centred 0.96 s example, via a cumulative sum."""
     head = EXAMPLE_ROWS // 2 * HOP
     mel = log_mel(pad_waveform(samples16k, head=head))
     if mel.shape[0] < EXAMPLE_ROWS:
         mel = np.pad(mel, ((0, EXAMPLE_ROWS - mel.shape[0]), (0, 0)), mode="edge")
-    starts = np.clip(time_rows(times), 0, mel.shape[0] - EXAMPLE_ROWS)
+    starts = np.clip(time_rows(times, fps), 0, mel.shape[0] - EXAMPLE_ROWS)
     csum = np.concatenate([np.zeros((1, mel.shape[1])), np.cumsum(mel, axis=0)])
     return (csum[starts + EXAMPLE_ROWS] - csum[starts]) / EXAMPLE_ROWS
 
@@ -174,7 +195,7 @@ class LogMelExtractor(Extractor):
         audio = audio_or_none(video, self.name, self.dim())
         if audio is None:
             return np.zeros((video.n_frames, self.dim()), np.float32)
-        return centred_mean(audio, video.times).astype(np.float32)
+        return centred_mean(audio, video.times, video.fps).astype(np.float32)
 
 
 def _opensmile():

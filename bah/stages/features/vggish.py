@@ -95,8 +95,9 @@ def embed_examples(model: nn.Module, examples: np.ndarray, batch_size: int = 256
 class VGGishExtractor(Extractor):
     """128-d VGGish embeddings per frame.
 
-    Default: each frame's 0.96 s example is centred on the frame. ``compat``: the original's
-    forward-looking examples hopped by 1/fps and its one-row shift (frame i gets row i+1).
+    Default: each frame's 0.96 s example is centred on the frame's recorded time, float audio.
+    ``compat``: the original's forward-looking examples hopped by 1/fps, its one-row shift
+    (frame i gets row i+1) and its 16-bit wav (audio rounded to int16).
     """
 
     result_keys = ("vggish_weights", "compat")
@@ -129,8 +130,9 @@ class VGGishExtractor(Extractor):
             return np.zeros((video.n_frames, EMBEDDING_DIM), np.float32)
         bs = int(getattr(self.settings, "batch_size", 256))
         if getattr(self.settings, "compat", False):
-            _, _, examples = front.original_examples(audio, video.fps)
+            # the original decoded to a 16-bit wav through ffmpeg before its front end
+            _, _, examples = front.original_examples(front.wav16_round_trip(audio), video.fps)
             emb = embed_examples(self.model, examples, bs, self.device)
             return emb[front.compat_rows(video.n_frames, emb.shape[0])]
-        examples = front.centred_examples(audio, video.times)
+        examples = front.centred_examples(audio, video.times, video.fps)
         return embed_examples(self.model, examples, bs, self.device)

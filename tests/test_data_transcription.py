@@ -65,3 +65,28 @@ def test_bad_transcription_names_file(tmp_path, text, message):
     with pytest.raises(ValueError, match=message) as exc:
         read_transcription(p)
     assert str(p) in str(exc.value)
+
+
+OVERRUN = """\
+text: " So. I think so. Yes."
+chunks:
+- text: " So."
+  timestamp: !!python/tuple [-0.3, 0.8]
+- text: " I think so."
+  timestamp: !!python/tuple [1.0, 3.2]
+- text: " Yes."
+  timestamp: !!python/tuple [3.9, 6.5]
+"""
+
+
+def test_timestamps_outside_the_video_are_clipped_with_a_warning(tmp_path, caplog):
+    path = _write(tmp_path, OVERRUN)
+    with caplog.at_level("WARNING"):
+        t = read_transcription(path, duration=4.0)
+    assert [(c.start, c.end) for c in t.chunks] == [(0.0, 0.8), (1.0, 3.2), (3.9, 4.0)]
+    assert t.clipped == 2
+    warned = [r.getMessage() for r in caplog.records]
+    assert any(str(path) in m and "chunk 0" in m for m in warned)
+    assert any(str(path) in m and "chunk 2" in m for m in warned)
+    # without a duration only the negative start is clipped
+    assert read_transcription(path).clipped == 1

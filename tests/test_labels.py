@@ -42,6 +42,7 @@ class Rec:
     participant: str = ""
     question: Optional[int] = None
     transcript: str = "hello, world"
+    avg_fps: float = 10.0
 
 
 def _ann_yaml(path: Path, entries) -> Path:
@@ -231,3 +232,56 @@ def test_config_validation_and_overrides():
 def test_write_frame_labels_rejects_nan(tmp_path):
     with pytest.raises(ValueError):
         write_frame_labels(tmp_path, np.array([0.0, np.nan]))
+
+
+def _interval_yaml(path: Path, entries) -> Path:
+    """Entries without frame_annotation: (video id, global_ah, time intervals, frame intervals)."""
+    lines = []
+    for vid, glob, secs, frames in entries:
+        lines += [f"'{vid}':", f"  global_ah: {glob}", "  annotator_id: MGG"]
+        if secs is not None:
+            lines.append(f"  time_detailed_ah: {secs}")
+        if frames is not None:
+            lines.append(f"  fr_detailed_ah: {frames}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_entry_without_frame_annotation_gets_labels_from_its_intervals(tmp_path):
+    """40 frames at 10 fps, intervals [0.8, 1.6) s: 8 A/H frames, not the video label on all 40."""
+    from bah.stages.labels import interval_labels
+
+    out = tmp_path / "out"
+    ann = _interval_yaml(tmp_path / "a.yaml", [
+        (V1, 1, [["00:00:00.800", "00:00:01.600"]], None),
+        (V2, 1, None, [[5, 9], [30, 31]]),
+    ])
+    source, cfg = _source(ann)
+    report = label_videos(out, [Rec(V1, "train", 1, 40), Rec(V2, "train", 1, 40)], source, cfg, progress=False)
+    assert not report.failed and sorted(report.repaired) == sorted([V1, V2])
+    a = np.load(video_dir(out, V1) / LABEL_FILE)  # no frame-times record: i/fps (10 fps) with a warning
+    assert a.sum() == 8 and a[8:16].all()
+    b = np.load(video_dir(out, V2) / LABEL_FILE)
+    assert b.sum() == 7 and b[5:10].all() and b[30:32].all()
+    assert "time_detailed_ah" in report.written[0]["repair"]
+    # frames on millisecond-rounded edges (29.97 fps) stay on the right side of them
+    t = np.arange(100) * 1001 / 30000
+    lab = interval_labels(t, [(round(t[20], 3), round(t[40], 3))])
+    assert np.flatnonzero(lab).tolist() == list(range(20, 40))
+
+
+def test_entry_with_neither_frames_nor_intervals_fails_naming_video_and_policy(tmp_path):
+    out = tmp_path / "out"
+    ann = _interval_yaml(tmp_path / "a.yaml", [(V1, 1, None, None), (V2, 0, [], None)])
+    source, cfg = _source(ann)
+    report = label_videos(out, [Rec(V1, "train", 1, 10), Rec(V2, "train", 0, 10)], source, cfg, progress=False)
+    assert [r["video_id"] for r in report.failed] == [V1, V2]
+    reason = report.failed[0]["reason"]
+    assert V1 in reason and "neither frame_annotation nor A/H intervals" in reason and "--incomplete" in reason
+    source, cfg = _source(ann, incomplete="video_label")
+    report = label_videos(out, [Rec(V1, "train", 1, 10), Rec(V2, "train", 0, 10)], source, cfg, progress=False)
+    assert not report.failed and len(report.repaired) == 2
+    np.testing.assert_array_equal(np.load(video_dir(out, V1) / LABEL_FILE), np.ones(10, np.float32))
+    source, cfg = _source(ann, incomplete="skip")
+    report = label_videos(out, [Rec(V1, "train", 1, 10)], source, cfg, progress=False)
+    assert [r["video_id"] for r in report.skipped] == [V1] and report.repaired == [V1]

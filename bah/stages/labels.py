@@ -404,7 +404,9 @@ def _from_intervals(out: Path, rec: Any, got: SourceLabels, cfg: LabelConfig,
     vid = rec.video_id
     n = int(rec.n_frames or 0)
     if got.intervals_seconds or got.intervals_frames:
-        frames = interval_labels(rec.times(out), got.intervals_seconds, got.intervals_frames)
+        from bah.stages.manifest import record_times
+
+        frames = interval_labels(record_times(rec, out), got.intervals_seconds, got.intervals_frames)
         kind = "time_detailed_ah" if got.intervals_seconds else "fr_detailed_ah"
         log.warning("%s: no frame_annotation; %d frame labels made from %s", vid, n, kind)
         row["repair"] = f"frame labels from {kind} (no frame_annotation)"

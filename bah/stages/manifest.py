@@ -31,7 +31,7 @@ from bah.data import SPLIT_NAMES, Release, annotation_frame_counts, parse_video_
 from bah.core.files import read_jsonl, save_npy, write_jsonl
 from bah.core.layout import frame_times_path, manifest_path, stage_dir
 
-__all__ = ["VideoRecord", "ManifestConfig", "build_manifest", "load_manifest", "add_arguments", "run"]
+__all__ = ["VideoRecord", "ManifestConfig", "build_manifest", "load_manifest", "record_times", "add_arguments", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +106,8 @@ class VideoRecord:
         return self.error is None
 
     def times(self, out: PathLike, compat: bool = False):
-        """(N,) float64 seconds of each frame (``bah.core.media.frame_times`` on this row's record)."""
-        from bah.core.media import frame_times
-
-        recorded = Path(out) / self.frame_times if self.frame_times else frame_times_path(out, self.video_id)
-        return frame_times(int(self.n_frames or 0), self.avg_fps or self.real_fps or 0.0, recorded,
-                           compat=compat, where=self.video_id)
+        """(N,) float64 seconds of each frame (``record_times``)."""
+        return record_times(self, out, compat)
 
     def to_dict(self) -> Dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -130,6 +126,17 @@ class VideoRecord:
             raise ValueError(f"{where} lacks {missing}")
         extra = {k: row.pop(k) for k in list(row) if k not in names}
         return cls(**row, extra=extra)
+
+
+def record_times(rec: Any, out: PathLike, compat: bool = False):
+    """(N,) float64 seconds of each frame of a manifest row: ``bah.core.media.frame_times`` on
+    the times file the row names (or the default place for it)."""
+    from bah.core.media import frame_times
+
+    name = getattr(rec, "frame_times", None)
+    recorded = Path(out) / name if name else frame_times_path(out, rec.video_id)
+    fps = getattr(rec, "avg_fps", None) or getattr(rec, "real_fps", None) or 0.0
+    return frame_times(int(rec.n_frames or 0), fps, recorded, compat=compat, where=rec.video_id)
 
 
 def _stat(path: Path) -> Tuple[Optional[int], Optional[int]]:

@@ -27,6 +27,7 @@ from bah.core.files import save_npy, write_json
 from bah.core.layout import stage_dir, video_dir
 from bah.core.shards import add_block_arguments, resolve_block, take_block
 from bah.core.status import StageStatus, block_config_name, claim_all
+from bah.stages.manifest import record_times
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def video_input(rec: Any, out: Path, data_root: Optional[Path], compat: bool = F
         video_id=rec.video_id, path=Path(rec.path), n_frames=rec.n_frames, fps=fps,
         out_dir=video_dir(out, rec.video_id), transcript=rec.transcript or "",
         transcription_path=tr_path, duration=rec.audio_duration or rec.duration,
-        times=rec.times(out, compat=compat),
+        times=record_times(rec, out, compat=compat),
     )
     if getattr(rec, "vfr", False):
         video.warnings.append(

@@ -223,7 +223,8 @@ def read_annotations(path: PathLike, video_ids: Optional[Iterable[str]] = None) 
 
 
 def annotation_frame_counts(path: PathLike) -> Dict[str, int]:
-    """Video id -> number of annotated frames, without building the label arrays."""
+    """Video id -> number of annotated frames, without building the label arrays (entries
+    without ``frame_annotation`` are left out)."""
     path = Path(path)
     data = load_yaml(path) or {}
     if not isinstance(data, dict):
@@ -231,6 +232,8 @@ def annotation_frame_counts(path: PathLike) -> Dict[str, int]:
     out = {}
     for vid, raw in data.items():
         items = raw.get("frame_annotation") if isinstance(raw, Mapping) else None
+        if items is None and isinstance(raw, Mapping):
+            continue  # an entry without frame labels lists no frames (bah labels uses its intervals)
         out[str(vid)] = len(items) if isinstance(items, (list, tuple)) else 0
     return out
 

@@ -1,9 +1,13 @@
-"""H.264/AAC mp4 writing with PyAV: constant frame rate, yuv420p, audio cut to the video length."""
+"""H.264/AAC mp4 writing with PyAV: yuv420p, audio cut to the video length.
+
+Constant frame rate by default; given ``times`` each frame gets its own presentation time
+on a 90 kHz clock (a variable-frame-rate file). ``rotation`` writes a display matrix.
+"""
 from __future__ import annotations
 
 import os
 from fractions import Fraction
-from typing import Iterable
+from typing import Iterable, Optional
 
 import av
 import numpy as np
@@ -11,15 +15,26 @@ import numpy as np
 from bah.core.files import atomic_path
 
 
+VFR_CLOCK = 90000  # ticks per second of the presentation times of a VFR file (the mp4 video default)
+
+
 def write_mp4(dest: os.PathLike, frames: Iterable[np.ndarray], n_frames: int, fps: float, audio: np.ndarray,
-              audio_rate: int, width: int, height: int, crf: int = 23, preset: str = "veryfast", threads: int = 1) -> None:
+              audio_rate: int, width: int, height: int, crf: int = 23, preset: str = "veryfast", threads: int = 1,
+              times: Optional[np.ndarray] = None, duration: Optional[float] = None, rotation: int = 0) -> None:
     """Encode ``n_frames`` RGB frames and mono float audio into ``dest`` (atomically).
 
-    ``threads=1`` keeps x264 bit-exact across runs and machines; parallelism comes from
-    encoding several videos at once.
+    ``times`` (seconds, increasing): frame i is shown at times[i] instead of i/fps.
+    ``duration`` (seconds) sets the audio length (default n_frames/fps). ``threads=1`` keeps
+    x264 bit-exact across runs and machines; parallelism comes from encoding several videos at once.
     """
     rate = Fraction(fps).limit_denominator(1001)
-    n_audio = int(round(n_frames / float(rate) * audio_rate))
+    if duration is None:
+        duration = n_frames / float(rate)
+    n_audio = int(round(duration * audio_rate))
+    if times is not None:
+        times = np.asarray(times, dtype=np.float64)
+        if times.shape != (n_frames,) or (np.diff(times) <= 0).any():
+            raise ValueError(f"{dest}: need {n_frames} increasing frame times, got shape {times.shape}")
     audio = np.asarray(audio, dtype=np.float32)[:n_audio]
     if audio.size < n_audio:
         audio = np.pad(audio, (0, n_audio - audio.size))
@@ -29,6 +44,10 @@ def write_mp4(dest: os.PathLike, frames: Iterable[np.ndarray], n_frames: int, fp
             vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
             vs.options = {"preset": preset, "crf": str(crf), "threads": str(threads)}
             vs.thread_count = threads
+            if times is not None:
+                vs.codec_context.time_base = Fraction(1, VFR_CLOCK)
+            if rotation:
+                vs.set_display_rotation(rotation)
             aus = container.add_stream("aac", rate=audio_rate, layout="mono")
             aus.bit_rate = 64000
             a_pos = 0
@@ -37,12 +56,16 @@ def write_mp4(dest: os.PathLike, frames: Iterable[np.ndarray], n_frames: int, fp
                 if i >= n_frames:
                     break
                 frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                frame.pts = i
+                if times is None:
+                    frame.pts = i
+                else:
+                    frame.pts, frame.time_base = int(round(times[i] * VFR_CLOCK)), Fraction(1, VFR_CLOCK)
                 for packet in vs.encode(frame):
                     container.mux(packet)
                 written += 1
                 # Interleave: audio up to the end of this video frame.
-                a_end = n_audio if i == n_frames - 1 else min(n_audio, int(round((i + 1) * audio_rate / float(rate))))
+                nxt = (i + 1) / float(rate) if times is None or i + 1 >= n_frames else times[i + 1]
+                a_end = n_audio if i == n_frames - 1 else min(n_audio, int(round(nxt * audio_rate)))
                 if a_end > a_pos:
                     _encode_audio(container, aus, audio[a_pos:a_end], a_pos, audio_rate)
                     a_pos = a_end

@@ -27,7 +27,7 @@ from bah.synth.settings import SynthConfig
 log = logging.getLogger(__name__)
 
 # Bump when the rendering changes so that resumed runs re-render old videos.
-RENDER_VERSION = 1
+RENDER_VERSION = 2  # 2: frames at planned times (VFR), rotation, silences
 SIDECAR_DIR = ".synth"
 
 
@@ -72,7 +72,7 @@ def render_video(v: VideoPlan, cfg: SynthConfig, root: Path) -> dict:
     """Write one mp4 (+ sidecar) unless an identical one is already there; return its record."""
     from bah.synth.encoder import write_mp4
     from bah.synth.face import FaceAnimator
-    from bah.synth.speech import build_speech, whisper_chunks
+    from bah.synth.speech import WHISPER_WINDOW, build_speech, whisper_chunks
 
     root = Path(root)
     mp4 = root / v.video_id
@@ -87,40 +87,69 @@ def render_video(v: VideoPlan, cfg: SynthConfig, root: Path) -> dict:
         except (OSError, ValueError):
             pass  # unreadable sidecar: render again
 
-    speech = build_speech(v, cfg.audio_rate)
-    env = speech.envelope(v.n_frames, v.fps)
-    animator = FaceAnimator(v, cfg.width, cfg.height)
-    cue_drawn = np.zeros(v.n_frames, dtype=bool)
-    starts = {s: e for s, e in v.intervals}
+    # A silent ending: speech (and A/H) only in the part before it, then zeros.
+    speech_plan = dataclasses.replace(v, n_frames=v.n_frames - int(round(v.silence * v.fps))) if v.silence else v
+    speech = build_speech(speech_plan, cfg.audio_rate)
+    audio = speech.audio
+    n_audio = int(round(v.duration * cfg.audio_rate))
+    if audio.size < n_audio:
+        audio = np.pad(audio, (0, n_audio - audio.size))
+    env = speech.envelope(speech_plan.n_frames, v.fps)
+    env = np.pad(env, (0, v.n_frames - env.size))
+    grid, times = v.frame_times()
+    labels = v.frame_labels(times)
+    spans = v.seconds_intervals()
+    # A phone held upright: render the upright picture, store it turned, let the display matrix undo it.
+    width, height = (cfg.height, cfg.width) if v.rotation in (90, 270) else (cfg.width, cfg.height)
+    animator = FaceAnimator(v, width, height)
 
     def frames():
-        active: Optional[Tuple[int, int]] = None
-        for i in range(v.n_frames):
-            if i in starts:
-                active = (i, starts[i])
+        for k in range(times.size):
             cue_t = None
-            if active is not None and active[0] <= i <= active[1]:
-                cue_t = (i - active[0]) / v.fps
-                cue_drawn[i] = True
-            yield animator.frame(i, float(env[i]), cue_t)
+            if labels[k]:
+                start = max(a for a, b in spans if a <= times[k] + 1e-9)
+                cue_t = float(times[k] - start)
+            # pose follows time (frame index on the nominal grid, fractional for jittered frames)
+            img = animator.frame(float(times[k] * v.fps), float(env[grid[k]]), cue_t)
+            yield np.ascontiguousarray(np.rot90(img, k=-(v.rotation // 90))) if v.rotation else img
 
-    write_mp4(mp4, frames(), v.n_frames, v.fps, speech.audio, cfg.audio_rate, cfg.width, cfg.height, crf=cfg.crf)
+    write_mp4(mp4, frames(), times.size, v.fps, audio, cfg.audio_rate, cfg.width, cfg.height, crf=cfg.crf,
+              times=times if v.vfr else None, duration=v.duration, rotation=v.rotation)
+    chunks = whisper_chunks(speech, v.last_end_none)
+    if v.overrun and chunks:
+        _overrun(chunks, speech.chunks[-1].start, v.duration, WHISPER_WINDOW)
     rec = {
         "key": key,
         "video_id": v.video_id,
         "label": v.label,
-        "n_frames": v.n_frames,
+        "n_frames": int(times.size),
         "fps": v.fps,
+        "vfr": v.vfr,
+        "rotation": v.rotation,
+        "silence": v.silence,
+        "frame_times": [round(float(t), 6) for t in times],
         "intervals": [list(iv) for iv in v.intervals],
-        "cue_frames": _runs(cue_drawn),
+        "interval_seconds": [list(iv) for iv in spans],
+        "cue_frames": _runs(labels.astype(bool)),
         "transcript": speech.transcript,
         "chunks": [dataclasses.asdict(c) for c in speech.chunks],
-        "whisper_chunks": [dict(c, timestamp=list(c["timestamp"])) for c in whisper_chunks(speech, v.last_end_none)],
+        "whisper_chunks": [dict(c, timestamp=list(c["timestamp"])) for c in chunks],
         "mp4_size": mp4.stat().st_size,
     }
     write_json(side, rec)
     rec["skipped"] = False
     return rec
+
+
+# How far an overrunning transcript reaches outside the video (seconds).
+OVERRUN_BEFORE, OVERRUN_AFTER = 0.25, 1.7
+
+
+def _overrun(chunks: List[dict], last_start: float, duration: float, window_s: float) -> None:
+    """Whisper past the ends: the first chunk starts before 0, the last ends after the video."""
+    chunks[0]["timestamp"] = (-OVERRUN_BEFORE, chunks[0]["timestamp"][1])
+    window = int(last_start // window_s) * window_s  # the last chunk's times restart there
+    chunks[-1]["timestamp"] = (chunks[-1]["timestamp"][0], round(duration - window + OVERRUN_AFTER, 2))
 
 
 def _work(job) -> Tuple[str, Optional[dict], Optional[str]]:

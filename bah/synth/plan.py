@@ -7,10 +7,11 @@ video renders the same whatever worker draws it and whatever else is generated.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -49,6 +50,11 @@ class Participant:
     meta: Dict[str, object]
 
 
+# Frame times of a variable-frame-rate video stay this far from every A/H edge, so the
+# millisecond-rounded times of the annotation select exactly the frames planted as A/H.
+EDGE_CLEARANCE_S = 0.0015
+
+
 @dataclass(frozen=True)
 class VideoPlan:
     video_id: str
@@ -56,23 +62,61 @@ class VideoPlan:
     question: int
     split: str
     label: int
-    n_frames: int
+    n_frames: int  # frames on the nominal grid i/fps (the whole duration); a VFR video holds fewer
     fps: float
-    intervals: Tuple[Tuple[int, int], ...]  # inclusive frame intervals with A/H
+    intervals: Tuple[Tuple[int, int], ...]  # A/H as inclusive frame intervals of the nominal grid
     seed: int
     annotator: str
     certainty: Tuple[int, ...]
     last_end_none: bool  # the Whisper quirk: last chunk ends with None
     look: Look
+    vfr: bool = False  # dropped frames and timestamp jitter (frame_times)
+    rotation: int = 0  # degrees of the display matrix; frames are stored turned the other way
+    silence: float = 0.0  # seconds of silence at the end (no speech, no A/H)
+    frame_annotation: bool = True  # False: the annotation entry has intervals only
+    overrun: bool = False  # transcript timestamps start before 0 and end after the video
 
     @property
     def stem(self) -> str:
         return self.video_id.rsplit("/", 1)[1][: -len(".mp4")]
 
-    def frame_labels(self) -> np.ndarray:
-        lab = np.zeros(self.n_frames, dtype=np.int64)
-        for s, e in self.intervals:
-            lab[s : e + 1] = 1
+    @property
+    def duration(self) -> float:
+        return self.n_frames / self.fps
+
+    def seconds_intervals(self) -> List[Tuple[float, float]]:
+        """A/H as half-open [start, end) seconds: what the speech, the face cue and the labels follow."""
+        return [(s / self.fps, (e + 1) / self.fps) for s, e in self.intervals]
+
+    def frame_times(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(nominal grid index, presentation time in seconds) of every frame the video holds.
+
+        A constant-frame-rate video holds the whole grid at i/fps. A VFR one drops about 10 %
+        of the frames in bursts of 1-3 and jitters the others by up to 0.3 frame, as browser
+        recordings do; no time falls within EDGE_CLEARANCE_S of an A/H edge.
+        """
+        idx = np.arange(self.n_frames)
+        if not self.vfr:
+            return idx, idx / self.fps
+        rng = np.random.default_rng([self.seed, 3])
+        keep = np.ones(self.n_frames, dtype=bool)
+        for start in rng.integers(1, max(2, self.n_frames), size=max(1, self.n_frames // 20)):
+            keep[start:start + int(rng.integers(1, 4))] = False
+        keep[0] = True
+        idx = idx[keep]
+        t = (idx + rng.uniform(-0.3, 0.3, idx.size)) / self.fps
+        t[0] = 0.0
+        for edge in (x for pair in self.seconds_intervals() for x in pair):
+            near = np.abs(t - edge) < EDGE_CLEARANCE_S
+            t[near] = edge + np.where(idx[near] / self.fps >= edge, 1, -1) * EDGE_CLEARANCE_S
+        return idx, t
+
+    def frame_labels(self, times: Optional[np.ndarray] = None) -> np.ndarray:
+        """0/1 per frame the video holds: 1 where the frame's time lies in an A/H interval."""
+        t = self.frame_times()[1] if times is None else times
+        lab = np.zeros(t.size, dtype=np.int64)
+        for a, b in self.seconds_intervals():
+            lab[(t >= a) & (t < b)] = 1
         return lab
 
 
@@ -88,13 +132,13 @@ class DatasetPlan:
 
 def make_plan(cfg: SynthConfig) -> DatasetPlan:
     rng = np.random.default_rng([cfg.seed, 0x5A17])
-    n_frames = int(round(cfg.seconds * cfg.fps))
     pids = _participant_ids(rng, cfg.subjects)
     labels = _labels(rng, cfg.subjects, cfg.videos_per_subject, cfg.positive_fraction)
     splits = _assign_splits(rng, labels)
     participants = []
     videos: List[VideoPlan] = []
     name_counter = 0
+    hard = _hard_cases(cfg, labels)
     for p, pid in enumerate(pids):
         look = _look(rng)
         meta = _meta(rng)
@@ -108,7 +152,10 @@ def make_plan(cfg: SynthConfig) -> DatasetPlan:
             name = _file_name(rng, pid, q, stamp, name_counter)
             name_counter += 1
             label = labels[p][k]
-            intervals = _intervals(rng, n_frames, cfg.fps) if label else ()
+            case = hard[len(videos)]
+            fps, n_frames = case["fps"], case["n_frames"]
+            speech_frames = n_frames - int(round(case["silence"] * fps))
+            intervals = _intervals(rng, speech_frames, fps) if label else ()
             videos.append(
                 VideoPlan(
                     video_id=f"Videos/{pid}/Visite_1/{name}",
@@ -117,16 +164,73 @@ def make_plan(cfg: SynthConfig) -> DatasetPlan:
                     split=splits[p],
                     label=label,
                     n_frames=n_frames,
-                    fps=float(cfg.fps),
+                    fps=fps,
                     intervals=intervals,
                     seed=int(rng.integers(0, 2**31 - 1)),
                     annotator=ANNOTATORS[int(rng.integers(0, len(ANNOTATORS)))],
                     certainty=tuple(int(rng.integers(2, 4)) for _ in intervals),
-                    last_end_none=bool(rng.random() < 0.3),
-                    look=look,
+                    last_end_none=bool(rng.random() < 0.3) and not case["overrun"],
+                    look=dataclasses.replace(look, face_frac=case["face_frac"]) if case["face_frac"] else look,
+                    vfr=case["vfr"], rotation=case["rotation"], silence=case["silence"],
+                    frame_annotation=not (case["no_frame_annotation"] and label), overrun=case["overrun"],
                 )
             )
     return DatasetPlan(config=cfg, participants=tuple(participants), videos=tuple(videos))
+
+
+def _fps(value: float) -> float:
+    """29.97 (and 23.976, 59.94) are the NTSC rates 30000/1001 (24000/1001, 60000/1001)."""
+    for ntsc in (24000 / 1001, 30000 / 1001, 60000 / 1001):
+        if abs(value - ntsc) < 0.005:
+            return ntsc
+    return float(value)
+
+
+def _hard_cases(cfg: SynthConfig, labels: List[List[int]]) -> List[Dict[str, object]]:
+    """Per video (plan order): fps, nominal frame count and which hard cases it carries.
+
+    Drawn from their own generator, so a configuration without hard cases plans exactly the
+    videos it always did.
+    """
+    flat = [lab for per in labels for lab in per]
+    n = len(flat)
+    rng = np.random.default_rng([cfg.seed, 0x4A2D])
+    fps = [_fps(cfg.fps_mix[int(rng.integers(0, len(cfg.fps_mix)))]) if cfg.fps_mix else float(cfg.fps)
+           for _ in range(n)]
+    seconds = np.full(n, float(cfg.seconds))
+    if cfg.seconds_jitter:
+        seconds *= rng.uniform(1 - cfg.seconds_jitter, 1 + cfg.seconds_jitter, n)
+        seconds = np.maximum(seconds, min(3.0, cfg.seconds))
+    order = rng.permutation(n)
+    long_ids = set(order[:min(cfg.long_videos, n)].tolist())
+    if long_ids:
+        rest = [i for i in range(n) if i not in long_ids]
+        seconds[list(long_ids)] = cfg.long_seconds
+        if rest:  # the others shrink so that the total duration stays n * seconds
+            room = n * cfg.seconds - cfg.long_seconds * len(long_ids)
+            scale = room / seconds[rest].sum() if room > 0 else 0.0
+            seconds[rest] = np.maximum(seconds[rest] * scale, min(3.0, cfg.seconds))
+
+    def pick(count: int, allowed) -> set:
+        pool = [i for i in rng.permutation(n).tolist() if allowed(i)]
+        return set(pool[:count])
+
+    positives = [i for i in range(n) if flat[i]]
+    rotated = pick(cfg.rotated, lambda i: True)
+    silent = pick(cfg.silences, lambda i: seconds[i] >= 6.0)
+    no_frames = pick(cfg.no_frame_annotation, lambda i: i in positives)
+    overrun = pick(cfg.overruns, lambda i: True)
+    vfr = rng.random(n) < cfg.vfr
+    small = rng.random(n) < cfg.small_faces
+    small_frac = rng.uniform(0.17, 0.24, n)  # face height 80-115 px in a 480 px frame
+    out = []
+    for i in range(n):
+        silence = round(max(3.0, 0.35 * seconds[i]), 3) if i in silent else 0.0
+        out.append({"fps": fps[i], "n_frames": max(2, int(round(seconds[i] * fps[i]))), "vfr": bool(vfr[i]),
+                    "face_frac": float(small_frac[i]) if small[i] else None,
+                    "rotation": 90 if i in rotated else 0, "silence": silence,
+                    "no_frame_annotation": i in no_frames, "overrun": i in overrun})
+    return out
 
 
 def _participant_ids(rng: np.random.Generator, n: int) -> List[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Mapping
 
+import numpy as np
 import yaml
 
 from bah.core.files import write_text
@@ -46,19 +47,29 @@ def frame_name(video_id: str, i: int) -> str:
     return f"{video_id}/frame-{i}.jpg"
 
 
+def runs(labels) -> List[List[int]]:
+    """Inclusive [start, end] index runs of the 1s of a 0/1 sequence."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(labels, dtype=np.int8), [0]])))
+    return [[int(a), int(b) - 1] for a, b in zip(edges[::2], edges[1::2])]
+
+
 def annotation_entry(v: VideoPlan, transcript: str) -> Dict:
     labels = v.frame_labels()
-    return {
+    entry = {
         "global_ah": int(v.label),
-        "frame_annotation": [[frame_name(v.video_id, i), int(labels[i])] for i in range(v.n_frames)],
-        "fr_detailed_ah": [[int(s), int(e)] for s, e in v.intervals],
-        # [first frame's start, last frame's end): round(t * fps) gives back start and end + 1.
-        "time_detailed_ah": [[hhmmss(s / v.fps), hhmmss((e + 1) / v.fps)] for s, e in v.intervals],
+        "frame_annotation": [[frame_name(v.video_id, i), int(labels[i])] for i in range(labels.size)],
+        # indices of the frames the video holds (for a VFR video, not the nominal grid)
+        "fr_detailed_ah": runs(labels),
+        # [first frame's start, last frame's end) in seconds: what every stage maps with frame times
+        "time_detailed_ah": [[hhmmss(a), hhmmss(b)] for a, b in v.seconds_intervals()],
         "certainty_ah": list(v.certainty),
         "all_cues": [dict(CUES) for _ in v.intervals],
         "annotator_id": v.annotator,
         "transcript": transcript,
     }
+    if not v.frame_annotation:  # the release's gap: intervals only (bah labels rebuilds the frames)
+        del entry["frame_annotation"]
+    return entry
 
 
 def write_release(root: Path, plan: DatasetPlan, records: Mapping[str, Mapping]) -> None:
@@ -72,7 +83,7 @@ def write_release(root: Path, plan: DatasetPlan, records: Mapping[str, Mapping])
         lines: List[str] = []
         for v in vs:
             labels = v.frame_labels()
-            lines.extend(f"{frame_name(v.video_id, i)},{int(labels[i])}\n" for i in range(v.n_frames))
+            lines.extend(f"{frame_name(v.video_id, i)},{int(labels[i])}\n" for i in range(labels.size))
         write_text(root / "split-frames" / f"{split}.txt", "".join(lines))
     write_text(root / "bah-video.csv", "video-path,label\n" + "".join(f"{v.video_id},{v.label}\n" for v in videos))
     ann = {v.video_id: annotation_entry(v, records[v.video_id]["transcript"]) for v in videos}

@@ -144,6 +144,7 @@ class Clip:
     transcription_path: Optional[Path] = None  # the release's Whisper YAML
     asr_path: Optional[Path] = None  # <out>/transcripts/<key>.json
     asr: Optional[Callable[["Clip"], Dict[str, Any]]] = None  # makes the ASR transcript when the file is missing
+    times: Optional[np.ndarray] = field(default=None, repr=False)  # (N,) frame times (s); None: i/fps
     warnings: List[str] = field(default_factory=list)
     _audio: Any = field(default=_UNREAD, repr=False)
     _asr_words: Any = field(default=_UNREAD, repr=False)
@@ -153,6 +154,14 @@ class Clip:
         if not (self.duration is not None and np.isfinite(self.duration) and self.duration > 0):
             raise ValueError(f"{self.video_id}: invalid duration {self.duration!r}")
         self.duration = float(self.duration)
+
+    def frame_times(self) -> np.ndarray:
+        """(N,) seconds of each frame: the manifest's record (VFR videos), else i/fps."""
+        if self.times is None:
+            from bah.core.media import frame_times
+
+            self.times = frame_times(self.n_frames, self.fps, where=self.video_id)
+        return np.asarray(self.times, dtype=np.float64)
 
     def audio(self) -> Optional[np.ndarray]:
         """16 kHz mono float32, or None when the file has no audio track."""

@@ -134,14 +134,15 @@ class HFEncoderExtractor(VideoExtractor):
 
     def _image_windows(self, clip: Clip, times: np.ndarray, enc: HFEncoder) -> np.ndarray:
         """Frames at evenly spaced times inside each window, decoded in one streaming pass."""
-        from bah.core.media import iter_frames
+        from bah.core.media import frames_at, iter_frames
 
         k = self.settings.encoder_frames
+        frame_t = clip.frame_times() if clip.n_frames else np.zeros(1)  # recorded times: VFR frames
         want = {}
         for w, (s, e) in enumerate(times):
             for j in range(k):
                 t = s + (e - s) * (j + 0.5) / k
-                want.setdefault(min(int(t * clip.fps), max(clip.n_frames - 1, 0)), []).append(w)
+                want.setdefault(int(frames_at(frame_t, t)), []).append(w)
         # only model-sized inputs are kept, never full frames: memory is W x k small images
         picked = {w: [] for w in range(times.shape[0])}
         last = None

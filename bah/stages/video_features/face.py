@@ -3,7 +3,7 @@
 Read from ``face_record.npz`` (``landmarks68`` (N, 68, 2) in frame pixels, ``detected`` (N,));
 frames without a detected face are left out. Distances are divided by the inter-ocular
 distance of the frame, so the numbers do not depend on the face size; speeds are per second.
-Per window (frames whose time i/fps falls in it) and over the whole video:
+Per window (frames whose recorded time falls in it) and over the whole video:
 
 - ``face_ratio``: share of frames with a detected face;
 - ``motion_mean``, ``motion_std``, ``motion_max``: speed of the face centre (inter-ocular units / s);
@@ -16,7 +16,7 @@ Per window (frames whose time i/fps falls in it) and over the whole video:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -35,14 +35,18 @@ def _ear(eye: np.ndarray) -> np.ndarray:
     return v / np.maximum(2 * h, 1e-9)
 
 
-def frame_measures(lm: np.ndarray, fps: float) -> Dict[str, np.ndarray]:
-    """Per-frame measures of (N, 68, 2) landmarks (rows of missing faces give NaN later masked)."""
+def frame_measures(lm: np.ndarray, fps: float, times: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+    """Per-frame measures of (N, 68, 2) landmarks (rows of missing faces give NaN later masked).
+
+    Speeds divide by the time between frames: ``times`` (N,) seconds (variable frame rate), else 1/fps.
+    """
     lm = np.asarray(lm, dtype=np.float64)
     le, re = lm[:, 36:42].mean(1), lm[:, 42:48].mean(1)
     iod = np.maximum(np.linalg.norm(re - le, axis=1), 1e-9)
     centre = lm.mean(1) / iod[:, None]
     speed = np.zeros(len(lm))
-    speed[1:] = np.linalg.norm(np.diff(centre, axis=0), axis=1) * fps
+    step = np.full(len(lm) - 1, 1.0 / fps) if times is None else np.maximum(np.diff(times), 1e-6)
+    speed[1:] = np.linalg.norm(np.diff(centre, axis=0), axis=1) / step
     roll = np.degrees(np.arctan2(re[:, 1] - le[:, 1], re[:, 0] - le[:, 0]))
     yaw = (lm[:, 30, 0] - (le[:, 0] + re[:, 0]) / 2) / iod
     ear = (_ear(lm[:, 36:42]) + _ear(lm[:, 42:48])) / 2
@@ -94,13 +98,13 @@ class FaceDynamicsExtractor(VideoExtractor):
         if clip.n_frames and lm.shape[0] != clip.n_frames:
             raise ValueError(f"{path}: {lm.shape[0]} rows but the manifest says N={clip.n_frames}")
         ok = ok & np.isfinite(lm).all(axis=(1, 2))
-        m = frame_measures(np.where(ok[:, None, None], lm, 0.0), clip.fps)
+        t = clip.frame_times() if len(clip.frame_times()) == lm.shape[0] else np.arange(lm.shape[0]) / clip.fps
+        m = frame_measures(np.where(ok[:, None, None], lm, 0.0), clip.fps, t)
         moving = ok.copy()
         moving[1:] &= ok[:-1]  # a speed needs a face on this frame and the one before
         moving[0] = False
         med = float(np.median(m["ear"][ok])) if ok.any() else 0.0
         closed = ok & (m["ear"] < BLINK_FRACTION * med)
-        t = np.arange(lm.shape[0]) / clip.fps
         win = [dynamics_vector(m, ok, moving, closed, np.flatnonzero((t >= s) & (t < e)), e - s) for s, e in times]
         vid = dynamics_vector(m, ok, moving, closed, np.arange(lm.shape[0]), clip.duration)
         return np.asarray(win), np.asarray(vid)

@@ -24,6 +24,7 @@ from bah.core.progress import progress_bar
 from bah.core.layout import stage_dir, transcript_path, video_dir, video_features_dir, video_key
 from bah.core.shards import add_block_arguments, resolve_block, take_block
 from bah.core.status import StageStatus, block_config_name, claim_all
+from bah.stages.manifest import record_times
 from bah.stages.speech.settings import STAGE as TRANSCRIBE, TranscribeConfig
 from bah.stages.video_features.base import (
     STAGE, VERSION, VIDEO_EXTRACTORS, Clip, VideoExtractor, VideoFeatureConfig, window_times,
@@ -89,7 +90,8 @@ def clip_of(rec: Any, out: Path, data_root: Optional[Path], asr=None) -> Clip:
     return Clip(video_id=rec.video_id, path=Path(rec.path), duration=rec.audio_duration or rec.duration,
                 fps=float(rec.avg_fps or rec.real_fps or 25.0), n_frames=int(rec.n_frames or 0),
                 face_dir=video_dir(out, rec.video_id), transcript=rec.transcript or "", transcription_path=tr,
-                asr_path=transcript_path(out, rec.video_id), asr=asr)
+                asr_path=transcript_path(out, rec.video_id), asr=asr,
+                times=record_times(rec, out) if rec.n_frames else None)
 
 
 def extract_video_features(records: Sequence[Any], out: Path, settings: VideoFeatureConfig,

@@ -100,8 +100,7 @@ def probe_times(path: os.PathLike) -> Tuple[MediaInfo, np.ndarray]:
     in decode-output (presentation) order. A frame without a timestamp gets one
     interpolated from its neighbours.
     """
-    info, times = _probe(path, True)
-    return info, times
+    return _probe(path, True)
 
 
 def _probe(path: os.PathLike, count_frames: bool) -> Tuple[MediaInfo, np.ndarray]:

@@ -139,3 +139,14 @@ def test_i_over_fps_mapping_gives_measurably_wrong_rows(pair):
     wrong = np.abs(rows[VFR] - truth[CFR][_kept()]).max(axis=1)
     assert wrong[0] < 1e-5  # frame 0 is at 0 s on both clocks
     assert wrong.max() > 1.0 and (wrong > 0.1).mean() > 0.5
+
+
+def test_predict_segments_use_frame_times():
+    from bah.apps.predict import find_segments
+
+    p = np.array([0.1, 0.9, 0.9, 0.1, 0.9])
+    times = np.array([0.0, 0.04, 0.16, 0.2, 0.32])  # frames dropped after 0.04 s and 0.2 s
+    segs = find_segments(p, 25.0, 0.5, times=times)
+    assert [(s.start_frame, s.end_frame, s.start_s, s.end_s) for s in segs] == [(1, 2, 0.04, 0.2), (4, 4, 0.32, 0.36)]
+    # at least 0.1 s long: the first run lasts 0.16 s by its times (2 frames = 0.08 s at 25 fps)
+    assert [s.start_frame for s in find_segments(p, 25.0, 0.5, min_segment=0.1, times=times)] == [1]

@@ -484,7 +484,7 @@ def run(args: argparse.Namespace) -> int:
           f"{len(report.skipped)} skipped, {len(report.failed)} failed")
     n_vfr = sum(1 for r in report.written if r.get("vfr"))
     if n_vfr:
-        print(f"  {n_vfr} variable-frame-rate video(s): labels from intervals use their recorded frame times")
+        print(f"  {n_vfr} variable-frame-rate video(s) (labels made from intervals use their recorded frame times)")
     if report.repaired:
         print(f"  {len(report.repaired)} repaired (no frame_annotation): {', '.join(report.repaired[:5])}"
               + (" ..." if len(report.repaired) > 5 else ""))

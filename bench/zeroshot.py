@@ -15,28 +15,17 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 
 def _video(path: Path, seconds: float, fps: int) -> None:
-    import av
+    from bah.core.media import write_video
 
-    with av.open(str(path), "w") as out:
-        st = out.add_stream("mpeg4", rate=Fraction(fps, 1))
-        st.width, st.height, st.pix_fmt = 640, 480, "yuv420p"
-        st.thread_count = 1
-        rng = np.random.default_rng(0)
-        base = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
-        for i in range(int(seconds * fps)):
-            img = np.roll(base, i * 3, axis=1)
-            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
-
+    base = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    frames = (np.roll(base, i * 3, axis=1) for i in range(int(seconds * fps)))
+    write_video(path, frames, fps, codec="mpeg4")
 
 def _best(fn, repeat: int) -> float:
     times = []

@@ -5,7 +5,6 @@ true (start, end) seconds of every spoken part, so tests know where the speech i
 """
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -39,34 +38,13 @@ def clip(parts: Sequence[Tuple[str, object]]) -> Tuple[np.ndarray, List[Tuple[st
 def write_video(path: Path, audio: Optional[np.ndarray], fps: int = 10, seconds: Optional[float] = None,
                 size: int = 32) -> Path:
     """A small mp4: grey frames for the audio's length (or ``seconds``) and the audio as AAC."""
-    import av
+    from bah.core.media import write_video as encode
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     dur = seconds if seconds is not None else audio.size / SR
     n = int(round(dur * fps))
-    with av.open(str(path), mode="w", format="mp4") as c:
-        vs = c.add_stream("mpeg4", rate=Fraction(fps))
-        vs.width = vs.height = size
-        vs.pix_fmt = "yuv420p"
-        aus = c.add_stream("aac", rate=SR, layout="mono") if audio is not None else None
-        for i in range(n):
-            f = av.VideoFrame.from_ndarray(np.full((size, size, 3), (i * 7) % 255, np.uint8), format="rgb24")
-            f.pts = i
-            for p in vs.encode(f):
-                c.mux(p)
-        for p in vs.encode(None):
-            c.mux(p)
-        if aus is not None:
-            for s in range(0, audio.size, 1024):
-                af = av.AudioFrame.from_ndarray(audio[None, s:s + 1024], format="flt", layout="mono")
-                af.sample_rate = SR
-                af.pts = s
-                for p in aus.encode(af):
-                    c.mux(p)
-            for p in aus.encode(None):
-                c.mux(p)
+    frames = (np.full((size, size, 3), (i * 7) % 255, np.uint8) for i in range(n))
+    encode(path, frames, fps, audio=audio, audio_rate=SR, codec="mpeg4")
     return path
-
 
 def manifest_row(video_id: str, path: Path, error: Optional[str] = None, transcript: str = "") -> dict:
     """A manifest row with the facts PyAV reports for ``path`` (or an error row)."""

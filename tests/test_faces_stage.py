@@ -8,7 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -142,22 +141,13 @@ def test_bad_inputs_fail_alone_and_are_listed(videos, tmp_path):
 
 
 def test_variable_frame_rate(tmp_path):
+    from bah.core.media import write_video
     from bah.stages.faces.sample import synthetic_frame
 
     path = tmp_path / "vfr.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=25)
-        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-        s.codec_context.time_base = __import__("fractions").Fraction(1, 1000)
-        t = 0
-        for k in range(20):
-            f = av.VideoFrame.from_ndarray(synthetic_frame(k, W, H, face_px=100), format="rgb24")
-            f.pts, f.time_base = t, s.codec_context.time_base
-            t += 40 if k % 2 else 80  # alternating 25 and 12.5 fps
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    steps = [40 if k % 2 else 80 for k in range(20)]  # alternating 12.5 and 25 fps
+    times = np.concatenate([[0], np.cumsum(steps[:-1])]) / 1000.0
+    write_video(path, (synthetic_frame(k, W, H, face_px=100) for k in range(20)), 25, times=times, codec="mpeg4", clock=1000)
     info = probe(path)
     assert info.vfr and info.n_frames == 20
     assert run_block([_job("V/vfr.mp4", path)], tmp_path, CFG, progress=False)["done"] == 1

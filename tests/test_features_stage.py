@@ -1,7 +1,6 @@
 """The `bah features` stage end to end on two tiny videos (one without audio): arrays of
 length N for every extractor, warnings recorded, failures listed, a rerun skips."""
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -16,34 +15,12 @@ N = 20
 
 
 def _write_video(path: Path, n: int, fps: int, audio: bool) -> None:
-    import av
+    from bah.core.media import write_video
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w", format="mp4") as c:
-        vs = c.add_stream("mpeg4", rate=Fraction(fps))
-        vs.width = vs.height = 32
-        vs.pix_fmt = "yuv420p"
-        aus = c.add_stream("aac", rate=16000, layout="mono") if audio else None
-        for i in range(n):
-            img = np.full((32, 32, 3), (i * 10) % 255, np.uint8)
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts = i
-            for p in vs.encode(f):
-                c.mux(p)
-        for p in vs.encode(None):
-            c.mux(p)
-        if aus is not None:
-            t = np.arange(int(16000 * n / fps)) / 16000
-            wav = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            for s in range(0, wav.size, 1024):
-                af = av.AudioFrame.from_ndarray(wav[None, s:s + 1024], format="flt", layout="mono")
-                af.sample_rate = 16000
-                af.pts = s
-                for p in aus.encode(af):
-                    c.mux(p)
-            for p in aus.encode(None):
-                c.mux(p)
-
+    t = np.arange(int(16000 * n / fps)) / 16000
+    wav = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32) if audio else None
+    frames = (np.full((32, 32, 3), (i * 10) % 255, np.uint8) for i in range(n))
+    write_video(path, frames, fps, audio=wav, codec="mpeg4")
 
 @pytest.fixture()
 def tiny(tmp_path):

@@ -5,7 +5,6 @@ The VFR copy keeps a subset of the original's frames (every other frame of the s
 is dropped, as a browser under load does), so every VFR frame has a CFR twin at exactly the
 same presentation time; the audio track is the same.
 """
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -41,29 +40,10 @@ def _audio() -> np.ndarray:
 
 def write_clip(path: Path, frames: np.ndarray, audio: np.ndarray) -> None:
     """Frames at explicit times (index on the 25 fps grid, 90 kHz clock) plus the audio."""
-    import av
+    from bah.core.media import write_video
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w", format="mp4") as c:
-        vs = c.add_stream("libx264", rate=Fraction(FPS))
-        vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
-        vs.codec_context.time_base = Fraction(1, 90000)
-        aus = c.add_stream("aac", rate=16000, layout="mono")
-        for k in frames:
-            f = av.VideoFrame.from_ndarray(np.full((32, 32, 3), int(k) % 255, np.uint8), format="rgb24")
-            f.pts, f.time_base = int(k) * 90000 // FPS, Fraction(1, 90000)
-            for p in vs.encode(f):
-                c.mux(p)
-        for p in vs.encode(None):
-            c.mux(p)
-        for s in range(0, audio.size, 1024):
-            af = av.AudioFrame.from_ndarray(audio[None, s:s + 1024], format="flt", layout="mono")
-            af.sample_rate, af.pts = 16000, s
-            for p in aus.encode(af):
-                c.mux(p)
-        for p in aus.encode(None):
-            c.mux(p)
-
+    images = (np.full((32, 32, 3), int(k) % 255, np.uint8) for k in frames)
+    write_video(path, images, FPS, times=np.asarray(frames) * (90000 // FPS) / 90000, audio=audio, codec="libx264")
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):

@@ -20,35 +20,14 @@ TRUNCATED = "Videos/82557/Visite_1/82557_Question_4_2024-08-22_14-45-00_Video.mp
 
 
 def write_video(path, n_frames, fps=25, audio=True, size=(48, 64), seed=0, faststart=False):
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from bah.core.media import write_video as encode
+
     h, w = size
     rng = np.random.default_rng(seed)
-    c = av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {})
-    vs = c.add_stream("mpeg4", rate=fps)
-    vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-    st = None
-    if audio:
-        st = c.add_stream("aac", rate=16000)
-        st.layout = "mono"
-    for _ in range(n_frames):
-        frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), format="rgb24")
-        for p in vs.encode(frame):
-            c.mux(p)
-    for p in vs.encode():
-        c.mux(p)
-    if st is not None:
-        t = np.arange(int(16000 * n_frames / fps)) / 16000.0
-        x = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)[None]
-        pts = 0
-        for s in range(0, x.shape[1], 1024):
-            fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, s:s + 1024]), format="flt", layout="mono")
-            fr.sample_rate, fr.pts = 16000, pts
-            pts += fr.samples
-            for p in st.encode(fr):
-                c.mux(p)
-        for p in st.encode():
-            c.mux(p)
-    c.close()
+    frames = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(n_frames)]
+    t = np.arange(int(16000 * n_frames / fps)) / 16000.0
+    tone = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32) if audio else None
+    encode(path, frames, fps, audio=tone, codec="mpeg4", options={"movflags": "faststart"} if faststart else None)
 
 
 @pytest.fixture()

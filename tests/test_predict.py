@@ -2,10 +2,8 @@
 import json
 import pickle
 import shutil
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import yaml
@@ -80,29 +78,10 @@ def test_preprocessing_record_reads_the_stage_configs(tmp_path):
 # --------------------------------------------------------------------------- a real tiny run
 def _write_video(dest, frames, fps, audio=None, rate=16000):
     """RGB frames (+ optional mono float audio) -> H.264 mp4 (no audio stream when audio is None)."""
-    h, w = frames[0].shape[:2]
-    with av.open(str(dest), mode="w", format="mp4") as c:
-        vs = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        aus = c.add_stream("aac", rate=rate, layout="mono") if audio is not None else None
-        for i, f in enumerate(frames):
-            fr = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
-            fr.pts = i
-            for p in vs.encode(fr):
-                c.mux(p)
-        for p in vs.encode(None):
-            c.mux(p)
-        if aus is not None:
-            a = np.asarray(audio, np.float32)
-            for s in range(0, len(a), 1024):
-                af = av.AudioFrame.from_ndarray(a[None, s:s + 1024], format="flt", layout="mono")
-                af.sample_rate, af.pts = rate, s
-                for p in aus.encode(af):
-                    c.mux(p)
-            for p in aus.encode(None):
-                c.mux(p)
-    return dest
+    from bah.core.media import write_video
 
+    write_video(dest, frames, fps, audio=audio, audio_rate=rate, codec="libx264")
+    return dest
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

@@ -134,7 +134,23 @@ def test_transcripts_carry_the_text_cue(ds, ann):
     assert all(has_hedge(h) for h in HEDGES)
 
 
-def test_deterministic_for_a_seed(tmp_path):
+def test_deterministic_for_a_seed(tmp_path, monkeypatch):
+    import hashlib
+
+    import bah.core.media as media
+
+    # What a seed fixes is the content: every frame and every audio sample handed to the
+    # encoder. (The H.264 bytes themselves were seen to differ between identical inputs on a
+    # heavily loaded machine, so the decoded pixels are not the contract.)
+    real, seen = media.write_video, {}
+
+    def recording(dest, frames, fps, **kw):
+        frames = [np.array(f) for f in frames]
+        digest = hashlib.sha256(np.stack(frames).tobytes() + np.asarray(kw.get("audio")).tobytes()).hexdigest()
+        seen.setdefault(Path(dest).parts[-4:], []).append(digest)
+        return real(dest, frames, fps, **kw)
+
+    monkeypatch.setattr(media, "write_video", recording)
     kw = dict(subjects=2, videos_per_subject=1, fps=10, seconds=2.0, width=160, height=120, progress=False)
     a = generate_dataset(tmp_path / "a", seed=5, **kw)
     b = generate_dataset(tmp_path / "b", seed=5, **kw)
@@ -143,9 +159,9 @@ def test_deterministic_for_a_seed(tmp_path):
                  "meta_data.yml", "bah-video.csv"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert (a / "video_annotation_transcript.yaml").read_bytes() != (c / "video_annotation_transcript.yaml").read_bytes()
-    vid = _split_lines(a, "train")[0][0]
-    fa, fb = _frame(a / vid, 7), _frame(b / vid, 7)
-    assert np.array_equal(fa, fb)
+    ids = [v for v, *_ in _split_lines(a, "train") + _split_lines(a, "val") + _split_lines(a, "test")]
+    for vid in ids:  # seeds 5 (a and b) rendered the same content; seed 6 other videos
+        assert len(seen[Path(vid).parts[-4:]]) == 2 and len(set(seen[Path(vid).parts[-4:]])) == 1, vid
 
 
 def test_rerun_skips_finished_videos(ds):

@@ -1,7 +1,6 @@
 """bah zeroshot end to end on a tiny release: frame sampling, cache, frame modes, metrics, tiny HF models."""
 import csv
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +21,15 @@ FPS = 10
 
 
 def write_video(path: Path, n: int, container: str = "mp4", size=(48, 32)):
-    import av
+    from bah.core.media import write_video as encode
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format=container) as out:
-        st = out.add_stream("mpeg4", rate=Fraction(FPS, 1))
-        st.width, st.height, st.pix_fmt = size[0], size[1], "yuv420p"
+    def frames():
         for i in range(n):
             img = np.full((size[1], size[0], 3), (i * 7) % 256, dtype=np.uint8)
             img[:, : (i % size[0]) + 1, 1] = 200  # a moving bar so frames differ
-            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
+            yield img
 
+    encode(path, frames(), FPS, codec="mpeg4", fmt=container)
 
 # (pid, question, label, n_frames, transcript, positive frame range)
 VIDEOS = [

@@ -13,10 +13,13 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
+
+from bah.core.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -276,3 +279,115 @@ def fps_of(info: MediaInfo) -> float:
     if not fps or not math.isfinite(fps):
         raise MediaError("unknown frame rate")
     return fps
+
+
+# --------------------------------------------------------------------------- writing
+VFR_CLOCK = 90000  # ticks per second of the presentation times of a VFR file (the mp4 video default)
+
+
+def write_video(dest: Any, frames: Any, fps: float, *, times: Optional[np.ndarray] = None,
+                audio: Optional[np.ndarray] = None, audio_rate: int = 16000, duration: Optional[float] = None,
+                n_frames: Optional[int] = None, codec: Any = ("libx264", "mpeg4"), crf: int = 23,
+                preset: str = "veryfast", threads: int = 1, bit_rate: int = 4_000_000, rotation: int = 0,
+                fmt: str = "mp4", options: Optional[Dict[str, str]] = None, clock: int = VFR_CLOCK) -> None:
+    """The one video writer: RGB uint8 frames (+ mono float audio) -> an mp4 (yuv420p, AAC).
+
+    ``dest``: a path (written atomically) or a binary file object. The frame size comes from the
+    first frame. Constant frame rate by default; with ``times`` (seconds, increasing) frame i is
+    shown at times[i] on a ``clock`` ticks-per-second time base (a variable-frame-rate file;
+    90 kHz by default, MPEG-4 part 2 needs a clock under 65,536). ``audio`` is written as
+    given, or cut/padded to ``duration`` seconds when that is set, interleaved with the frames.
+    ``codec``: an encoder name or the first available of several; libx264 uses ``crf``/``preset``
+    and ``threads`` (1 keeps x264 bit-exact across runs and machines), others ``bit_rate``.
+    ``rotation`` writes a display matrix (players and bah.core.media turn the frames back).
+    ``n_frames``: stop after that many frames and refuse fewer.
+    """
+    import av
+
+    rate = Fraction(fps).limit_denominator(1001)
+    if times is not None:
+        times = np.asarray(times, dtype=np.float64)
+        if times.ndim != 1 or (np.diff(times) <= 0).any() or (n_frames is not None and times.size != n_frames):
+            raise ValueError(f"{dest}: frame times must be increasing, one per frame (got shape {times.shape})")
+    if audio is not None:
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if duration is not None:
+            n_audio = int(round(duration * audio_rate))
+            audio = np.pad(audio[:n_audio], (0, max(0, n_audio - audio.size)))
+    names = (codec,) if isinstance(codec, str) else tuple(codec)
+    usable = [n for n in names if n in av.codecs_available]
+    if not usable:
+        raise ValueError(f"no video encoder among {list(names)} in this FFmpeg build")
+
+    def encode(target) -> None:
+        it = iter(frames)
+        first = next(it, None)
+        if first is None:
+            raise ValueError(f"{dest}: no frames to write")
+        height, width = first.shape[:2]
+        with av.open(target, mode="w", format=fmt, options=options or {}) as container:
+            vs = container.add_stream(usable[0], rate=rate)
+            vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+            if usable[0] == "libx264":
+                vs.options = {"preset": preset, "crf": str(crf), "threads": str(threads)}
+                vs.thread_count = threads
+            else:
+                vs.bit_rate = bit_rate
+            if times is not None:
+                vs.codec_context.time_base = Fraction(1, clock)
+            if rotation:
+                vs.set_display_rotation(rotation)
+            aus = None
+            if audio is not None:
+                aus = container.add_stream("aac", rate=audio_rate, layout="mono")
+                aus.bit_rate = 64000
+            a_pos = written = 0
+            for i, rgb in enumerate(_chain(first, it)):
+                if n_frames is not None and i >= n_frames:
+                    break
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                if times is None:
+                    frame.pts = i
+                else:
+                    frame.pts, frame.time_base = int(round(times[i] * clock)), Fraction(1, clock)
+                for packet in vs.encode(frame):
+                    container.mux(packet)
+                written += 1
+                if aus is not None:  # interleave: audio up to the start of the next frame
+                    last = n_frames is not None and i == n_frames - 1
+                    nxt = (i + 1) / float(rate) if times is None or i + 1 >= times.size else times[i + 1]
+                    a_end = audio.size if last else min(audio.size, int(round(nxt * audio_rate)))
+                    if a_end > a_pos:
+                        _encode_audio(container, aus, audio[a_pos:a_end], a_pos, audio_rate)
+                        a_pos = a_end
+            if n_frames is not None and written != n_frames:
+                raise ValueError(f"{dest}: got {written} frames, expected {n_frames}")
+            for packet in vs.encode(None):
+                container.mux(packet)
+            if aus is not None:
+                if a_pos < audio.size:
+                    _encode_audio(container, aus, audio[a_pos:], a_pos, audio_rate)
+                for packet in aus.encode(None):
+                    container.mux(packet)
+
+    if hasattr(dest, "write"):
+        encode(dest)
+        return
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest, suffix="." + fmt) as tmp:
+        encode(str(tmp))
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _encode_audio(container, stream, samples: np.ndarray, start: int, audio_rate: int) -> None:
+    import av
+
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[None, :]), format="flt", layout="mono")
+    frame.sample_rate = audio_rate
+    frame.pts = start
+    for packet in stream.encode(frame):
+        container.mux(packet)

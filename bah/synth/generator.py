@@ -70,7 +70,7 @@ def _runs(mask: np.ndarray) -> List[List[int]]:
 
 def render_video(v: VideoPlan, cfg: SynthConfig, root: Path) -> dict:
     """Write one mp4 (+ sidecar) unless an identical one is already there; return its record."""
-    from bah.synth.encoder import write_mp4
+    from bah.core.media import write_video
     from bah.synth.face import FaceAnimator
     from bah.synth.speech import WHISPER_WINDOW, build_speech, whisper_chunks
 
@@ -113,8 +113,8 @@ def render_video(v: VideoPlan, cfg: SynthConfig, root: Path) -> dict:
             img = animator.frame(float(times[k] * v.fps), float(env[grid[k]]), cue_t)
             yield np.ascontiguousarray(np.rot90(img, k=-(v.rotation // 90))) if v.rotation else img
 
-    write_mp4(mp4, frames(), times.size, v.fps, audio, cfg.audio_rate, cfg.width, cfg.height, crf=cfg.crf,
-              times=times if v.vfr else None, duration=v.duration, rotation=v.rotation)
+    write_video(mp4, frames(), v.fps, times=times if v.vfr else None, audio=audio, audio_rate=cfg.audio_rate,
+                duration=v.duration, n_frames=times.size, codec="libx264", crf=cfg.crf, rotation=v.rotation)
     chunks = whisper_chunks(speech, v.last_end_none)
     if v.overrun and chunks:
         _overrun(chunks, speech.chunks[-1].start, v.duration, WHISPER_WINDOW)

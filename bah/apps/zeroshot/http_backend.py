@@ -45,21 +45,12 @@ def encode_jpeg(frame: np.ndarray, quality: int = 90) -> bytes:
 
 def encode_mp4(frames: Sequence[np.ndarray], fps: int = 1) -> bytes:
     """The sampled frames as a tiny H.264/MPEG-4 clip (even sizes, yuv420p) held in memory."""
-    import av
+    from bah.core.media import write_video
 
     h, w = frames[0].shape[:2]
     h2, w2 = h - h % 2, w - w % 2
     buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-        st = out.add_stream(codec, rate=fps)
-        st.width, st.height, st.pix_fmt = w2, h2, "yuv420p"
-        for f in frames:
-            img = np.ascontiguousarray(f[:h2, :w2])
-            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
+    write_video(buf, (f[:h2, :w2] for f in frames), fps, threads=0)
     return buf.getvalue()
 
 

@@ -70,36 +70,17 @@ def write_video(path: os.PathLike, n_frames: int, fps: int = 25, width: int = 64
     ``stored_turns`` stores every frame turned that many times 90 degrees counter-clockwise (as a
     phone held sideways records it); pair it with ``set_rotation`` so players turn it back.
     """
-    import av
+    from bah.core.media import write_video as encode
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        names = [codec] if codec else ["libx264", "mpeg4"]
-        stream = None
-        for name in names:
-            try:
-                stream = container.add_stream(name, rate=fps)
-                break
-            except Exception:  # encoder not built into this FFmpeg
-                continue
-        if stream is None:
-            raise RuntimeError(f"no usable video encoder among {names}")
-        sw, sh = (height, width) if stored_turns % 2 else (width, height)
-        stream.width, stream.height, stream.pix_fmt = sw, sh, "yuv420p"
-        if stream.codec_context.name == "libx264":
-            stream.options = {"preset": "ultrafast", "crf": "20"}
-        else:
-            stream.bit_rate = 4_000_000
+    def frames():
         for k in range(n_frames):
             show = face_frames is None or k in face_frames
             img = synthetic_frame(k, width, height, fps, face_px, face=show, talk=talk)
-            if stored_turns % 4:
-                img = np.ascontiguousarray(np.rot90(img, stored_turns))
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            yield np.ascontiguousarray(np.rot90(img, stored_turns)) if stored_turns % 4 else img
+
+    path = Path(path)
+    encode(path, frames(), fps, n_frames=n_frames, codec=codec or ("libx264", "mpeg4"), crf=20, preset="ultrafast",
+           threads=0)
     return path
 
 

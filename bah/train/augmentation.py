@@ -84,6 +84,16 @@ def pil_bilinear_resize(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     return y
 
 
+def crop_windows(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor, c: int) -> torch.Tensor:
+    """(B,L,3,H,W) -> (B,L,3,c,c): window b cropped at (top[b], left[b]) and mirrored where
+    flip[b], by two gathers driven by index tensors (no per-window Python slicing)."""
+    b, l, ch, h, w = x.shape
+    steps = torch.arange(c, device=x.device)
+    rows = (top[:, None] + steps)[:, None, None, :, None].expand(b, l, ch, c, w)
+    cols = left[:, None] + torch.where(flip[:, None], c - 1 - steps, steps)
+    return x.gather(3, rows).gather(4, cols[:, None, None, None, :].expand(b, l, ch, c, c))
+
+
 class FaceTransform:
     def __init__(self, resize: int = 48, crop: int = 40, train: bool = True, pil_exact: bool = False):
         if crop > resize:
@@ -115,11 +125,15 @@ class FaceTransform:
         c = self.crop
         if self.train:
             dev = "cpu" if generator is None else generator.device
-            top = torch.randint(0, hh - c + 1, (b,), generator=generator, device=dev).tolist()
-            left = torch.randint(0, ww - c + 1, (b,), generator=generator, device=dev).tolist()
-            flip = (torch.rand(b, generator=generator, device=dev) < 0.5).tolist()
+            top = torch.randint(0, hh - c + 1, (b,), generator=generator, device=dev)
+            left = torch.randint(0, ww - c + 1, (b,), generator=generator, device=dev)
+            flip = torch.rand(b, generator=generator, device=dev) < 0.5
             if out is None:
                 out = torch.empty((b, l, 3, c, c), dtype=torch.float32, device=faces.device)
+            if faces.device.type != "cpu":  # no .tolist(): the host would wait for the device every batch
+                out.copy_(crop_windows(x, top.to(faces.device), left.to(faces.device), flip.to(faces.device), c))
+                return out.div_(127.5).sub_(1.0)
+            top, left, flip = top.tolist(), left.tolist(), flip.tolist()
             for i in range(b):
                 xi = x[i, :, :, top[i]:top[i] + c, left[i]:left[i] + c]
                 out[i].copy_(xi.flip(-1) if flip[i] else xi)

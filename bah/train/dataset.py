@@ -342,6 +342,8 @@ def collate(samples: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
         "video_idx": torch.tensor([s["video_idx"] for s in samples], dtype=torch.long),
         "video_id": [s["video_id"] for s in samples],
         "bounds": torch.tensor([[s["start"], s["end"]] for s in samples], dtype=torch.long),
+        # no padding anywhere: known here on the CPU, so the model can be told without asking the device
+        "full": bool(out["mask"].all()),
     })
     return out
 

@@ -50,7 +50,7 @@ def test_compat_eval_transform_is_the_originals_to_the_bit(size, resize, crop):
     faces = _faces(6, size, seed=1)
     got = FaceTransform(resize, crop, train=False, pil_exact=True)(torch.from_numpy(faces).reshape(2, 3, size, size, 3))
     want = _original_eval(faces, resize, crop).reshape(2, 3, 3, crop, crop)
-    assert got.dtype == torch.float32 and got.is_contiguous()
+    assert got.dtype == torch.float32 and got.permute(0, 1, 3, 4, 2).is_contiguous()  # channels innermost
     assert torch.equal(got, want)
 
 
@@ -86,3 +86,16 @@ def test_bad_faces_are_refused_with_their_shape():
         FaceTransform()(torch.zeros(2, 3, 48, 48, dtype=torch.uint8))
     with pytest.raises(ValueError, match="crop 50 is larger than resize 48"):
         FaceTransform(48, 50)
+
+
+def test_device_crop_by_gathers_equals_the_sliced_crop():
+    from bah.train.augmentation import crop_windows
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (5, 3, 3, 48, 48), dtype=torch.uint8, generator=g)
+    top, left = torch.randint(0, 9, (5,), generator=g), torch.randint(0, 9, (5,), generator=g)
+    flip = torch.tensor([True, False, True, False, False])
+    got = crop_windows(x, top, left, flip, 40)
+    for i in range(5):
+        want = x[i, :, :, top[i]:top[i] + 40, left[i]:left[i] + 40]
+        assert torch.equal(got[i], want.flip(-1) if flip[i] else want)

@@ -257,3 +257,39 @@ def test_collate_fills_one_buffer_per_batch_and_a_worker_sends_the_same_batch(tm
         assert torch.equal(via_worker[k], b[k]), k
     for m in b["inputs"]:
         assert torch.equal(via_worker["inputs"][m], b["inputs"][m]), m
+
+
+@pytest.mark.parametrize("model", ["jmt", "lfan", "can"])
+def test_an_unpadded_batch_runs_without_its_mask_to_the_same_result(model):
+    def batches(flag):
+        out = []
+        for s in range(3):
+            b = _batch(seed=s)
+            b["mask"][:] = True
+            if flag:
+                b["full"] = True
+            out.append(b)
+        return out
+
+    res = []
+    for flag in (False, True):
+        torch.manual_seed(0)
+        m = build_model(model, DIMS, False, window_length=20)
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        r = engine.train_one_epoch(m, opt, batches(flag), torch.device("cpu"), 0, progress=False)
+        res.append((r["loss"], [p.detach().clone() for p in m.parameters()]))
+    # the masked BatchNorm statistics of an all-True mask equal the plain ones up to float32 rounding
+    assert res[0][0] == pytest.approx(res[1][0], abs=1e-6)
+    for a, b in zip(res[0][1], res[1][1]):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    assert collate_full_flag()
+
+
+def collate_full_flag():
+    g = np.zeros((4, 2), np.float32)
+    item = {"inputs": {"vggish": g}, "target": np.zeros(4, np.int64), "mask": np.ones(4, bool),
+            "global_target": np.zeros(4, np.int64), "video_target": 0, "video_idx": 0,
+            "frame_idx": np.arange(4), "video_id": "v", "start": 0, "end": 4}
+    short = {**item, "inputs": {"vggish": g[:3]}, "target": item["target"][:3], "mask": item["mask"][:3],
+             "global_target": item["global_target"][:3], "frame_idx": np.arange(3), "end": 3}
+    return collate([item, item])["full"] is True and collate([item, short])["full"] is False

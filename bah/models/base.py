@@ -144,12 +144,13 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
     """
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:  # type: ignore[override]
-        if mask is None or not self.training or x.dim() != 3 or bool(mask.all()):
+        # No host-side test of the mask (``bool(mask.all())`` would make the host wait for the
+        # device at every call): callers pass None when there is no padding (engine.model_mask);
+        # a mask without padding gives the plain statistics up to float rounding.
+        if mask is None or not self.training or x.dim() != 3:
             return super().forward(x)
         m = mask[:, None, :].to(torch.float32)
-        n = m.sum()
-        if n < 2:
-            return super().forward(x)
+        n = m.sum().clamp_min(1)  # at least one real frame per window; the clamp only guards 0/0
         xf = x.float()
         mean = (xf * m).sum(dim=(0, 2)) / n
         var = (((xf - mean[None, :, None]) ** 2) * m).sum(dim=(0, 2)) / n
@@ -158,7 +159,7 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
                 self.num_batches_tracked.add_(1)
                 mom = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 self.running_mean.mul_(1 - mom).add_(mom * mean.to(self.running_mean.dtype))
-                self.running_var.mul_(1 - mom).add_(mom * (var * n / (n - 1)).to(self.running_var.dtype))
+                self.running_var.mul_(1 - mom).add_(mom * (var * n / (n - 1).clamp_min(1)).to(self.running_var.dtype))
         y = (xf - mean[None, :, None]) * torch.rsqrt(var[None, :, None] + self.eps)
         if self.affine:
             y = y * self.weight[None, :, None].float() + self.bias[None, :, None].float()
@@ -323,8 +324,8 @@ def head_forward(fc1: nn.Linear, bn1: MaskedBatchNorm1d, fc2: nn.Linear, x: torc
 def safe_key_padding(mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     """``key_padding_mask`` (True = ignore) from a frame mask; a sample with no real frame
     keeps all its keys so its softmax stays finite (its outputs are padding anyway)."""
-    if mask is None or bool(mask.all()):
-        return None  # no padding: skip building an L x L attention mask
+    if mask is None:
+        return None  # no padding (engine.model_mask passes None then; no host-side test here, it would sync)
     pad = ~mask
     empty = pad.all(dim=1, keepdim=True)
     return pad & ~empty

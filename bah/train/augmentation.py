@@ -84,6 +84,24 @@ def pil_bilinear_resize(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     return y
 
 
+def channels_innermost(shape, device=None) -> torch.Tensor:
+    """An empty float32 (B,L,3,H,W) tensor laid out as (B,L,H,W,3) in memory: the layout of the
+    stored faces, so filling it is a straight copy, and the layout a channels-last backbone takes
+    without converting (``reshape`` to (B*L,3,H,W) gives a channels-last tensor)."""
+    b, l, ch, h, w = shape
+    return torch.empty((b, l, h, w, ch), dtype=torch.float32, device=device).permute(0, 1, 4, 2, 3)
+
+
+def crop_windows(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor, c: int) -> torch.Tensor:
+    """(B,L,3,H,W) -> (B,L,3,c,c): window b cropped at (top[b], left[b]) and mirrored where
+    flip[b], by two gathers driven by index tensors (no per-window Python slicing)."""
+    b, l, ch, h, w = x.shape
+    steps = torch.arange(c, device=x.device)
+    rows = (top[:, None] + steps)[:, None, None, :, None].expand(b, l, ch, c, w)
+    cols = left[:, None] + torch.where(flip[:, None], c - 1 - steps, steps)
+    return x.gather(3, rows).gather(4, cols[:, None, None, None, :].expand(b, l, ch, c, c))
+
+
 class FaceTransform:
     def __init__(self, resize: int = 48, crop: int = 40, train: bool = True, pil_exact: bool = False):
         if crop > resize:
@@ -102,8 +120,9 @@ class FaceTransform:
 
     def __call__(self, faces: torch.Tensor, generator: Optional[torch.Generator] = None,
                  out: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """(B,L,S,S,3) uint8 -> (B,L,3,crop,crop) float32 in [-1,1], written into ``out`` when
-        given (e.g. straight into a collated batch)."""
+        """(B,L,S,S,3) uint8 -> (B,L,3,crop,crop) float32 in [-1,1], channels innermost in
+        memory (``channels_innermost``), written into ``out`` when given (e.g. straight into a
+        collated batch)."""
         if faces.dtype != torch.uint8 or faces.ndim != 5 or faces.shape[-1] != 3:
             raise ValueError(f"faces must be (B,L,H,W,3) uint8, got {tuple(faces.shape)} {faces.dtype}")
         b, l, h, w, _ = faces.shape
@@ -115,11 +134,15 @@ class FaceTransform:
         c = self.crop
         if self.train:
             dev = "cpu" if generator is None else generator.device
-            top = torch.randint(0, hh - c + 1, (b,), generator=generator, device=dev).tolist()
-            left = torch.randint(0, ww - c + 1, (b,), generator=generator, device=dev).tolist()
-            flip = (torch.rand(b, generator=generator, device=dev) < 0.5).tolist()
+            top = torch.randint(0, hh - c + 1, (b,), generator=generator, device=dev)
+            left = torch.randint(0, ww - c + 1, (b,), generator=generator, device=dev)
+            flip = torch.rand(b, generator=generator, device=dev) < 0.5
             if out is None:
-                out = torch.empty((b, l, 3, c, c), dtype=torch.float32, device=faces.device)
+                out = channels_innermost((b, l, 3, c, c), faces.device)
+            if faces.device.type != "cpu":  # no .tolist(): the host would wait for the device every batch
+                out.copy_(crop_windows(x, top.to(faces.device), left.to(faces.device), flip.to(faces.device), c))
+                return out.div_(127.5).sub_(1.0)
+            top, left, flip = top.tolist(), left.tolist(), flip.tolist()
             for i in range(b):
                 xi = x[i, :, :, top[i]:top[i] + c, left[i]:left[i] + c]
                 out[i].copy_(xi.flip(-1) if flip[i] else xi)
@@ -127,7 +150,6 @@ class FaceTransform:
             top, left = int(round((hh - c) / 2.0)), int(round((ww - c) / 2.0))
             x = x[..., top:top + c, left:left + c]
             if out is None:
-                out = x.to(torch.float32, memory_format=torch.contiguous_format)
-            else:
-                out.copy_(x)
+                out = channels_innermost((b, l, 3, c, c), faces.device)
+            out.copy_(x)
         return out.div_(127.5).sub_(1.0)

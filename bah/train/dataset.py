@@ -339,8 +339,8 @@ def collate(samples: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     transform = first.get("face_transform")
     specs: Dict[str, Tuple[Tuple[int, ...], torch.dtype]] = {}
     for m, a in first["inputs"].items():
-        if m == "video" and transform is not None:
-            specs["inputs." + m] = ((B, L, 3, transform[0].crop, transform[0].crop), torch.float32)
+        if m == "video" and transform is not None:  # (B,L,c,c,3) in memory, (B,L,3,c,c) to the model
+            specs["inputs." + m] = ((B, L, transform[0].crop, transform[0].crop, 3), torch.float32)
         else:
             specs["inputs." + m] = ((B, L) + tuple(a.shape[1:]), _torch_dtype(a.dtype))
     fills = {"mask": False, "target": 0, "global_target": 0, "frame_idx": -1}
@@ -359,8 +359,8 @@ def collate(samples: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     inputs = {}
     for m in first["inputs"]:
         if m == "video" and transform is not None:
-            _transform_faces(samples, buf["inputs.video"])
-            inputs[m] = buf["inputs.video"]
+            inputs[m] = buf["inputs.video"].permute(0, 1, 4, 2, 3)
+            _transform_faces(samples, inputs[m])
         else:
             inputs[m] = fill(buf["inputs." + m], [s["inputs"][m] for s in samples], 0)
     out = {"inputs": inputs}
@@ -371,6 +371,8 @@ def collate(samples: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
         "video_idx": torch.tensor([s["video_idx"] for s in samples], dtype=torch.long),
         "video_id": [s["video_id"] for s in samples],
         "bounds": torch.tensor([[s["start"], s["end"]] for s in samples], dtype=torch.long),
+        # no padding anywhere: known here on the CPU, so the model can be told without asking the device
+        "full": bool(out["mask"].all()),
     })
     return out
 

@@ -86,6 +86,12 @@ def optimise_backbone(model: torch.nn.Module, channels_last: bool = False, compi
     return model
 
 
+def model_mask(batch: Mapping[str, Any]) -> Optional[torch.Tensor]:
+    """The mask for the model, or None when collate saw no padding: a model given a mask asks
+    the device whether it is all True (``bool(mask.all())``), which makes the host wait."""
+    return None if batch.get("full") else batch["mask"]
+
+
 def frame_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over the frames the mask keeps (all frames, padded duplicates too, in compat).
 
@@ -128,7 +134,7 @@ def train_one_epoch(model, optimizer, loader, device, epoch: int, *, scaler=None
         batch = to_device(batch, device, transform, generator)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, amp, amp_dtype):
-            out = model(batch["inputs"], mask=batch["mask"])
+            out = model(batch["inputs"], mask=model_mask(batch))
         loss = frame_loss(out["logits"], batch[key], batch["mask"])
         step(loss, optimizer, scaler, clip_grad)
         loss = loss.detach()
@@ -169,10 +175,9 @@ def predict(model, loader, device, *, transform=None, amp: bool = False, amp_dty
         masks, targets = batch["mask"].cpu().numpy(), batch["target"].cpu().numpy()
         video_targets = batch["video_target"].tolist()
         batch = to_device(batch, device, transform)
-        mask = batch["mask"]
         with autocast(device, amp, amp_dtype):
             if fixed_length is None:
-                logits = model(batch["inputs"], mask=mask)["logits"]
+                logits = model(batch["inputs"], mask=model_mask(batch))["logits"]
             else:
                 logits = _windowed(model, batch, fixed_length, hop_length)
         if not keep_amp_dtype or logits.dtype == torch.bfloat16:

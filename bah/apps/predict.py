@@ -392,7 +392,7 @@ class Predictor:
         o = self.spec.options
         bounds = window_bounds(n, self.chunk, max(1, self.chunk // 2))
         preds = engine.predict(self.model, self._batches(arrays, bounds), self.device,
-                               transform=FaceTransform(o.face_resize, o.face_crop, train=False),
+                               transform=FaceTransform(o.face_resize, o.face_crop, train=False, pil_exact=o.compat),
                                amp=bool(o.amp) and self.device.type == "cuda", amp_dtype=o.amp_dtype,
                                fixed_length=fixed_length_of(self.model), hop_length=o.hop_length,
                                progress=self.progress, desc="model")

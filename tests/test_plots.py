@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bah.metrics import frame as M
+from bah import metrics as M
 from bah.metrics import plots as P
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -139,7 +139,7 @@ def test_training_run_records_its_preprocessing(trained):
 def test_predict_reproduces_the_trainers_test_predictions(trained, predictor, tmp_path):
     """Same preprocessing as training: on the test videos (with their transcripts) predict gives the
     probabilities the trainer's own evaluation stored in prediction-test.pkl."""
-    from bah.metrics.frame import softmax
+    from bah.metrics import softmax
 
     with open(trained["run"] / "prediction-test.pkl", "rb") as fh:
         ref = pickle.load(fh)

@@ -213,7 +213,7 @@ class Predictor:
     def __init__(self, run_dir: Path, device: str = "auto", chunk_frames: int = DEFAULT_CHUNK,
                  aggregation: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None,
                  progress: bool = True):
-        from bah.metrics.frame import VIDEO_AGGREGATIONS
+        from bah.metrics.video import VIDEO_AGGREGATIONS
 
         self.spec = load_run(run_dir)
         o = self.spec.options
@@ -477,7 +477,7 @@ class Predictor:
 
     def _finish(self, video, info, fps, logits, detected, notes, out_dir, threshold, min_segment, seconds,
                 times=None):
-        from bah.metrics.frame import VIDEO_AGGREGATIONS, softmax, video_aggregate
+        from bah.metrics import VIDEO_AGGREGATIONS, softmax, video_aggregate
 
         n = len(logits)
         probs = softmax(logits.astype(np.float64))[:, 1]
@@ -569,7 +569,7 @@ def predict_video(video: Path, run_dir: Path, transcript: "Optional[str | Path]"
 
 # --------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from bah.metrics.frame import VIDEO_AGGREGATIONS
+    from bah.metrics.video import VIDEO_AGGREGATIONS
 
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video file(s) to predict")
     parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a finished training run folder")

@@ -86,7 +86,7 @@ def load_predictions(path: Path) -> Dict[str, Dict[str, Any]]:
 
 def score_predictions(pred: Mapping[str, Mapping[str, Any]], min_fraction: float = DEFAULT_MIN_FRACTION):
     """Frame metrics and every video aggregation (the original three + FRAMES_ANY)."""
-    from bah.metrics.frame import frame_metrics, predictions_to_arrays, video_aggregate, video_metrics
+    from bah.metrics import frame_metrics, predictions_to_arrays, video_aggregate, video_metrics
 
     a = predictions_to_arrays(pred)
     logits = a["logits"].astype(np.float64)
@@ -163,7 +163,7 @@ def write_report(run_dir: Path, dest: Optional[Path] = None, split: str = "test"
     out.plots[f"confusion matrix (videos, {ANY_NAME})"] = plots.plot_confusion_matrix(
         videos[ANY_NAME]["confusion_counts"], dest / f"confusion-videos-{split}.png",
         title=f"videos ({ANY_NAME}, share >= {min_fraction:g}), {split}")
-    from bah.metrics.frame import predictions_to_arrays
+    from bah.metrics.video import predictions_to_arrays
 
     arrays = predictions_to_arrays(pred)
     if 0 < int(arrays["labels"].sum()) < arrays["labels"].size:

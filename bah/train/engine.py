@@ -207,7 +207,7 @@ def score(preds: Mapping[str, Mapping[str, np.ndarray]], compat: bool = False) -
     """Frame-pooled metrics over every scored frame plus video-level metrics per aggregation.
 
     Returns ``{"frame": {...}, "video": {FRAMES_VOTE: {...}, ...}, "flat": {frame_avgf1: ..., ...}}``."""
-    from bah.metrics import frame as met
+    from bah import metrics as met
 
     ids = [v for v in preds if len(preds[v]["labels"])]
     if not ids:

@@ -33,7 +33,7 @@ AMP_DTYPES = ("float16", "bfloat16", "auto")  # auto: bfloat16 where the device 
 # (registry name in upper case and the original's perf key), plus the paper's and the original
 # constant's names for the two headline metrics.
 def _selectable_metrics() -> Dict[str, str]:
-    from bah.metrics.frame import METRICS
+    from bah.metrics.selection import METRICS
 
     table = {"AVGF1": "avgf1", "AP_POS": "ap_legacy"}
     for name in METRICS.list():

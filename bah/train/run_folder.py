@@ -141,7 +141,7 @@ class RunFolder:
                   prefix: str = "") -> None:
         if not self.write:
             return
-        from bah.metrics.frame import to_original_keys
+        from bah.metrics import to_original_keys
 
         doc = {"dataset": dataset, "split": split, "perfs_frames": to_original_keys(scores["frame"]),
                "perfs_videos": {agg: to_original_keys(m) for agg, m in scores["video"].items()},
@@ -183,7 +183,7 @@ class RunFolder:
 
             steps.append(lambda: plots.plot_learning_curves(pd.DataFrame(list(history)), out / f"{prefix}curves.png"))
         if preds:
-            from bah.metrics.frame import frame_metrics
+            from bah.metrics import frame_metrics
 
             ids = [v for v in preds if len(preds[v]["labels"])]
             labels = np.concatenate([preds[v]["labels"] for v in ids])

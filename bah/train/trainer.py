@@ -177,7 +177,7 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
     optimizer = create_optimizer(model, **optimizer_kwargs(o))
     scheduler = create_scheduler(optimizer, **scheduler_kwargs(o))
     scaler = engine.make_scaler(info.device, o.amp, o.amp_dtype)
-    stopper = EarlyStopping(o.early_stopping, o.min_num_epochs, ties_improve=o.compat)
+    stopper = EarlyStopping(o.early_stopping, o.min_num_epochs, metric=select_key(o), ties_improve=o.compat)
     st = TrainState()
     if resume and run.last.exists():
         ck = load_checkpoint(run.last)

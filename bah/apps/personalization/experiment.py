@@ -23,7 +23,7 @@ from bah.core.progress import progress_bar
 
 from bah.train.dataset import LABEL, DataError, VideoRecord, WindowDataset, collate, split_records
 from bah.core.files import config_hash, write_json, write_jsonl
-from bah.metrics.frame import frame_metrics
+from bah.metrics import frame_metrics
 
 from .adapters import ADAPTERS, AdaptationData, Adapter, create_adapter
 from .protocol import TargetPlan, group_by_participant, plan_targets, select_targets

@@ -14,10 +14,15 @@ from bah.metrics.participants import participant_breakdown
 from bah.metrics.probabilities import legacy_softmax, softmax
 from bah.metrics.selection import METRICS, MetricSpec, is_better, metric_spec
 from bah.metrics.video import (
+    DECISION_FILE,
+    DECISION_NAME,
     VIDEO_AGGREGATIONS,
+    VideoDecision,
     VideoAggregation,
     VideoScores,
     evaluate_predictions,
+    fit_video_decision,
+    threshold_curve,
     flatten_metrics,
     predictions_to_arrays,
     video_aggregate,
@@ -31,5 +36,6 @@ __all__ = [
     "precision_recall_curve", "roc_curve", "average_precision", "roc_auc", "frame_metrics", "to_original_keys",
     "from_original_keys", "bah_perfs", "video_labels_from_frames", "video_aggregate", "video_metrics",
     "participant_breakdown", "perf_record", "predictions_to_arrays", "evaluate_predictions", "flatten_metrics",
-    "metric_spec", "is_better",
+    "metric_spec", "is_better", "VideoDecision", "fit_video_decision", "threshold_curve", "DECISION_NAME",
+    "DECISION_FILE",
 ]

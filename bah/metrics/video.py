@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 import numpy as np
 
 from bah.core.registry import Registry
-from bah.metrics.frame import frame_metrics
+from bah.metrics.frame import _classification, frame_metrics
 from bah.metrics.inputs import _check_finite, _labels, _mask, _to_numpy, _two_columns
 from bah.metrics.probabilities import _class1_prob
 from bah.metrics.selection import METRICS
@@ -178,11 +178,15 @@ def video_metrics(
     mask: Any = None,
     hows: Iterable[str] = ("vote", "mean_prob", "mean_logit"),
     compat: bool = False,
+    decision: Optional["VideoDecision"] = None,
 ) -> Dict[str, Dict[str, Any]]:
     """Frame outputs aggregated per video, then the frame metrics computed over videos.
 
     Returns ``{original name: metrics}``, e.g. ``{"FRAMES_VOTE": {...}, "FRAMES_AVG_PROBS":
-    {...}, "FRAMES_AVG_LOGITS": {...}}``; each value has the keys of :func:`frame_metrics`.
+    {...}, "FRAMES_AVG_LOGITS": {...}}``; each value has the keys of :func:`frame_metrics`
+    (hard decisions = the aggregation's argmax, the original's). With a ``decision``, the key
+    ``DECISION_NAME`` holds the metrics of that stored rule (its aggregation's score against its
+    threshold).
     """
     hows = list(hows)
     for how in hows:
@@ -194,7 +198,105 @@ def video_metrics(
         out[VIDEO_AGGREGATIONS.get(how).original_name] = frame_metrics(
             vs.label, probs=vs.score, preds=vs.pred, compat=compat
         )
+    if decision is not None:
+        vs = grouped.aggregate(decision.aggregation, compat)
+        out[DECISION_NAME] = frame_metrics(vs.label, probs=vs.score, preds=decision.decide(vs.score), compat=compat)
     return out
+
+
+# --------------------------------------------------------------------------- the video decision
+DECISION_NAME = "DECISION"  # key of the stored rule's metrics in video_metrics / flatten_metrics
+DECISION_FILE = "video-decision.json"
+THRESHOLD_METRICS = ("acc", "f1_neg", "f1_pos", "avgf1", "wf1")  # metrics that depend on the threshold
+
+
+@dataclass(frozen=True)
+class VideoDecision:
+    """The video-level rule of a run: a video is A/H when the class-1 score of ``aggregation``
+    (share of A/H frames for ``vote``, mean probability for ``mean_prob``, probability of the
+    mean logits for ``mean_logit``) is ``>= threshold``. Fitted on validation by
+    :func:`fit_video_decision`; ``value`` is ``metric`` on the fitting set at ``threshold``;
+    ``plateau`` the [low, high] thresholds whose smoothed metric is near the best."""
+
+    aggregation: str
+    threshold: float
+    metric: str = "avgf1"
+    fitted_on: str = "val"
+    value: float = float("nan")
+    plateau: Tuple[float, float] = (float("nan"), float("nan"))
+    n_videos: int = 0
+
+    def decide(self, scores: Any) -> np.ndarray:
+        return (np.asarray(scores, dtype=np.float64) >= self.threshold).astype(np.int64)
+
+    @property
+    def original_name(self) -> str:
+        return VIDEO_AGGREGATIONS.get(self.aggregation).original_name
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"aggregation": self.aggregation, "case_best_model": self.original_name,
+                "threshold": float(self.threshold), "metric": self.metric, "fitted_on": self.fitted_on,
+                "value": float(self.value), "plateau": [float(x) for x in self.plateau],
+                "n_videos": int(self.n_videos), "rule": f"A/H when {self.aggregation} score >= {self.threshold:.4f}"}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "video decision") -> "VideoDecision":
+        try:
+            agg, th = str(d["aggregation"]), float(d["threshold"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: not a video decision record ({exc!r})") from None
+        if agg not in VIDEO_AGGREGATIONS:
+            raise ValueError(f"{source}: unknown aggregation {agg!r}; known: {VIDEO_AGGREGATIONS.list()}")
+        if not 0.0 <= th <= 1.0:
+            raise ValueError(f"{source}: threshold {th} is not in [0, 1]")
+        plateau = tuple(float(x) for x in d.get("plateau", (float("nan"), float("nan"))))
+        return cls(agg, th, str(d.get("metric", "avgf1")), str(d.get("fitted_on", "val")),
+                   float(d.get("value", float("nan"))), plateau, int(d.get("n_videos", 0)))
+
+
+def threshold_curve(labels_video: Any, scores: Any, metric: str = "avgf1",
+                    grid: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """``metric`` of the decisions ``score >= t`` for every ``t`` of ``grid`` (default 0, 0.01, ..., 1)."""
+    if metric not in THRESHOLD_METRICS:
+        raise ValueError(f"video decision metric {metric!r} does not depend on a threshold; choose from "
+                         f"{list(THRESHOLD_METRICS)}")
+    y = _labels(labels_video, "labels_video")
+    s = _to_numpy(scores, "scores").reshape(-1).astype(np.float64)
+    if s.shape[0] != y.shape[0]:
+        raise ValueError(f"scores: {s.shape[0]} values but labels_video has {y.shape[0]} videos")
+    _check_finite(s, "scores")
+    grid = np.linspace(0.0, 1.0, 101) if grid is None else np.asarray(grid, dtype=np.float64)
+    values = np.array([_classification(y, (s >= t).astype(np.int64))[metric] for t in grid])
+    return grid, values
+
+
+def fit_video_decision(labels_video: Any, scores: Any, aggregation: str, metric: str = "avgf1",
+                       smooth: int = 5, tolerance: float = 0.02, fitted_on: str = "val") -> VideoDecision:
+    """Fit the video threshold on a (small) validation set, robustly.
+
+    The metric is computed at the thresholds 0, 0.01, ..., 1; the curve is smoothed by a
+    centred moving average over ``smooth`` points (edges repeated); the thresholds whose
+    smoothed value is within ``tolerance`` of the smoothed maximum are "near-best"; the
+    threshold is the centre of the widest contiguous run of near-best thresholds (ties: the
+    lowest run). With a few dozen validation videos the raw argmax sits on the edge of a step
+    of the curve, set by one or two videos; the centre of the widest plateau keeps a margin on
+    both sides of it. ``value`` is the raw (unsmoothed) metric at the chosen threshold.
+    """
+    VIDEO_AGGREGATIONS.get(aggregation)
+    grid, values = threshold_curve(labels_video, scores, metric)
+    k = max(1, int(smooth)) | 1  # odd window, centred
+    padded = np.pad(values, k // 2, mode="edge")
+    smoothed = np.convolve(padded, np.ones(k) / k, mode="valid")
+    near = smoothed >= smoothed.max() - tolerance
+    edges = np.flatnonzero(np.diff(np.r_[0, near.astype(np.int8), 0]))
+    starts, ends = edges[::2], edges[1::2] - 1  # inclusive runs of near-best thresholds
+    widest = int(np.argmax(ends - starts))
+    lo, hi = float(grid[starts[widest]]), float(grid[ends[widest]])
+    threshold = round((lo + hi) / 2.0, 6)
+    y = _labels(labels_video, "labels_video")
+    s = _to_numpy(scores, "scores").reshape(-1).astype(np.float64)
+    value = _classification(y, (s >= threshold).astype(np.int64))[metric]
+    return VideoDecision(aggregation, threshold, metric, fitted_on, float(value), (lo, hi), int(y.shape[0]))
 
 
 def flatten_metrics(
@@ -202,13 +304,15 @@ def flatten_metrics(
     video: Optional[Mapping[str, Mapping[str, Any]]] = None,
 ) -> Dict[str, float]:
     """Flat scalar dict for logs / ``summary.csv`` / ``--eval-metric``:
-    ``frame_<metric>`` and ``video_<how>_<metric>`` (how = vote | mean_prob | mean_logit)."""
+    ``frame_<metric>`` and ``video_<how>_<metric>`` (how = vote | mean_prob | mean_logit, or
+    ``decision`` for the stored video decision)."""
     names = METRICS.list()
     flat: Dict[str, float] = {}
     if frame is not None:
         flat.update({f"frame_{k}": float(frame[k]) for k in names if k in frame})
     if video is not None:
         by_original = {a.original_name: a.name for a in (VIDEO_AGGREGATIONS.get(h) for h in VIDEO_AGGREGATIONS.list())}
+        by_original[DECISION_NAME] = "decision"
         for agg, mets in video.items():
             short = by_original.get(agg, agg)
             flat.update({f"video_{short}_{k}": float(mets[k]) for k in names if k in mets})

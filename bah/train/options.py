@@ -27,11 +27,30 @@ MODES = ("TRAINING", "EVALUATION")
 DATASETS = ("MELD", "C-EXPR-DB", "C-EXPR-DB-CHALLENGE", "AH", "BAH_DB")
 SUPERVISION = ("video_fr_sup", "video_global_sup")
 EVAL_SETS = ("train", "val", "test")
-AGGREGATIONS = ("FRAMES_VOTE", "FRAMES_AVG_PROBS", "FRAMES_AVG_LOGITS")
 AMP_DTYPES = ("float16", "bfloat16", "auto")  # auto: bfloat16 where the device has it, else float16 + GradScaler
+
+
+def aggregation_names() -> List[str]:
+    """--case_best_model choices: the original names of the registered video aggregations."""
+    from bah.metrics.video import VIDEO_AGGREGATIONS
+
+    return sorted(VIDEO_AGGREGATIONS.get(n).original_name for n in VIDEO_AGGREGATIONS.list())
+
+
+def aggregation_of(case_best_model: str) -> str:
+    """Registry name (``vote``) of an original aggregation name (``FRAMES_VOTE``)."""
+    from bah.metrics.video import VIDEO_AGGREGATIONS
+
+    for n in VIDEO_AGGREGATIONS.list():
+        if VIDEO_AGGREGATIONS.get(n).original_name == case_best_model:
+            return n
+    raise OptionsError(f"--case_best_model: unknown aggregation {case_best_model!r}; choose from {aggregation_names()}")
+
+
 # --eval_metric names -> keys of bah.metrics.frame.frame_metrics, derived from the METRICS registry
 # (registry name in upper case and the original's perf key), plus the paper's and the original
-# constant's names for the two headline metrics.
+# constant's names for the two headline metrics. VIDEO_<name> selects on the same metric at video
+# level: the --case_best_model aggregation decided by the threshold fitted on validation.
 def _selectable_metrics() -> Dict[str, str]:
     from bah.metrics.selection import METRICS
 
@@ -47,6 +66,15 @@ def _selectable_metrics() -> Dict[str, str]:
 
 
 SELECT_METRICS = _selectable_metrics()
+VIDEO_PREFIX = "VIDEO_"
+EVAL_METRICS = {**SELECT_METRICS, **{VIDEO_PREFIX + k: v for k, v in SELECT_METRICS.items()}}
+
+
+def selection_key(eval_metric: str) -> str:
+    """Key of the flat scores (``bah.metrics.flatten_metrics``) an --eval_metric name selects on."""
+    if eval_metric.startswith(VIDEO_PREFIX):
+        return "video_decision_" + EVAL_METRICS[eval_metric]
+    return "frame_" + EVAL_METRICS[eval_metric]
 COMPAT_LR = 1e-3  # torch's default lr, what the original's optimiser factory really used (spec §5.2)
 ORIGINAL_MODELS = ("LFAN", "CAN", "JMT", "MT")
 
@@ -223,8 +251,9 @@ def get_args_parser(add_help: bool = True, include_common: bool = True) -> argpa
     g.add_argument("--early_stopping", type=int, default=50, help="patience in epochs (0 = off)")
     g.add_argument("--amp", type=str2bool, default=False)
     g.add_argument("--amp_dtype", default="float16", choices=AMP_DTYPES)
-    g.add_argument("--eval_metric", type=_upper, default=None, choices=sorted(SELECT_METRICS),
-                   help="validation metric for model selection (default AVGF1; --compat AP_POS)")
+    g.add_argument("--eval_metric", type=_upper, default=None, choices=sorted(EVAL_METRICS),
+                   help="validation metric for model selection (default AVGF1; --compat AP_POS); VIDEO_<metric> "
+                   "selects on the video-level metric of --case_best_model with its threshold fitted on validation")
     g.add_argument("--resume", type=parse_resume, default=default_resume(), metavar="{true,false,auto}",
                    help="continue the run from checkpoints/last.pth; auto: if it exists, else start "
                         "(default auto inside a SLURM job, else false)")
@@ -245,7 +274,9 @@ def get_args_parser(add_help: bool = True, include_common: bool = True) -> argpa
     g = p.add_argument_group("evaluation mode")
     g.add_argument("--fd_exp", default=None, help="run folder to evaluate (or a released best-model/ folder)")
     g.add_argument("--eval_set", default="test", choices=EVAL_SETS)
-    g.add_argument("--case_best_model", type=_upper, default="FRAMES_AVG_LOGITS", choices=AGGREGATIONS)
+    g.add_argument("--case_best_model", type=_upper, default="FRAMES_AVG_LOGITS", choices=aggregation_names(),
+                   help="video aggregation of the run's video decision (its threshold is fitted on validation and "
+                   "stored in the run); with --eval_metric VIDEO_<metric> it also selects the best epoch")
     g.add_argument("--target_ds_name", default=None)
     return p
 

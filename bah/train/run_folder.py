@@ -149,6 +149,14 @@ class RunFolder:
         doc.update(dict(extra or {}))
         write_yaml(self.path / f"{prefix}perf-{split}.yml", doc)
 
+    def save_video_decision(self, decision: Any, folder: Optional[Path] = None) -> None:
+        """``video-decision.json`` (``bah.metrics.VideoDecision``) in the run folder or ``folder``."""
+        if self.write and decision is not None:
+            from bah.core.files import write_json
+            from bah.metrics import DECISION_FILE
+
+            write_json(Path(folder or self.path) / DECISION_FILE, decision.to_dict())
+
     def save_preprocessing(self, dataset_path: Path, modality_dims: Mapping[str, Any],
                            stats: Mapping[str, Any], compat: bool, stats_splits: Sequence[str] = ()) -> None:
         """Record the preprocessing of ``dataset_path`` this run trains on (see the module docstring)."""
@@ -197,6 +205,23 @@ class RunFolder:
             except (AttributeError, TypeError, ValueError) as exc:  # e.g. a PR curve without positives
                 log.warning("plot not written (%s)", exc)
         return written
+
+
+def load_video_decision(folder: Path) -> Optional[Any]:
+    """The stored video decision of a run (``video-decision.json`` in ``folder``, its
+    ``best-model/`` or its parent run folder); ``None`` for runs without one (the original's)."""
+    import json
+
+    from bah.metrics import DECISION_FILE, VideoDecision
+
+    folder = Path(folder)
+    for cand in (folder / DECISION_FILE, folder / "best-model" / DECISION_FILE, folder.parent / DECISION_FILE):
+        if cand.is_file():
+            try:
+                return VideoDecision.from_dict(json.loads(cand.read_text(encoding="utf-8")), str(cand))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{cand}: not valid JSON ({exc})") from None
+    return None
 
 
 def _stage_section(dataset_path: Path, stage: str) -> Optional[Dict[str, Any]]:

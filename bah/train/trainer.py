@@ -22,9 +22,13 @@ from bah.train.distributed import DistInfo, all_gather_objects, barrier, init_di
 from bah.train.early_stopping import EarlyStopping
 from bah.train.normalization import load_or_compute_stats
 from bah.train.optim import create_optimizer, create_scheduler, optimizer_kwargs, scheduler_kwargs
-from bah.train.options import SELECT_METRICS, Options, OptionsError, get_args_parser, parse_options
+from bah.metrics import (DECISION_NAME, VideoDecision, fit_video_decision, flatten_metrics, predictions_to_arrays,
+                         video_aggregate, video_metrics)
+from bah.metrics.video import THRESHOLD_METRICS
+from bah.train.options import (EVAL_METRICS, Options, OptionsError, aggregation_of, get_args_parser, parse_options,
+                               selection_key)
 from bah.models.factory import build_model, fixed_length_of, load_pretrained, model_kwargs
-from bah.train.run_folder import RunFolder, run_dir
+from bah.train.run_folder import RunFolder, load_video_decision, run_dir
 
 log = logging.getLogger("bah.train")
 
@@ -137,10 +141,42 @@ class TrainState:
     best_epoch: int = -1
     released: int = 0
     history: List[Dict[str, Any]] = field(default_factory=list)
+    decision: Optional[VideoDecision] = None  # the video decision fitted at the best epoch
 
 
 def select_key(o: Options) -> str:
-    return "frame_" + SELECT_METRICS[o.effective_eval_metric]
+    return selection_key(o.effective_eval_metric)
+
+
+# --------------------------------------------------------------------------- video decision
+def _video_arrays(preds: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
+    return predictions_to_arrays({v: p for v, p in preds.items() if len(p["labels"])})
+
+
+def fit_decision(preds: Mapping[str, Mapping[str, Any]], o: Options, split: str = "val") -> VideoDecision:
+    """The run's video decision fitted on ``preds`` (validation): the --case_best_model score
+    against the threshold of ``bah.metrics.fit_video_decision``, for the --eval_metric when it is a
+    video metric that depends on a threshold, else AVGF1."""
+    a = _video_arrays(preds)
+    how = aggregation_of(o.case_best_model)
+    vs = video_aggregate(a["video_idx"], a["logits"].astype(np.float64), a["labels_video"], how=how, compat=o.compat)
+    metric = EVAL_METRICS[o.effective_eval_metric]
+    return fit_video_decision(vs.label, vs.score, how, metric=metric if metric in THRESHOLD_METRICS else "avgf1",
+                              fitted_on=split)
+
+
+def score_split(preds: Mapping[str, Mapping[str, Any]], o: Options,
+                decision: Optional[VideoDecision]) -> Dict[str, Any]:
+    """``engine.score`` plus, with a decision, its video metrics (``video[DECISION]`` and
+    ``flat["video_decision_<metric>"]``)."""
+    scores = engine.score(preds, compat=o.compat)
+    if decision is not None:
+        a = _video_arrays(preds)
+        d = video_metrics(a["video_idx"], a["logits"].astype(np.float64), a["labels_video"], hows=(),
+                          compat=o.compat, decision=decision)[DECISION_NAME]
+        scores["video"][DECISION_NAME] = d
+        scores["flat"].update(flatten_metrics(video={DECISION_NAME: d}))
+    return scores
 
 
 def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") -> Dict[str, Any]:
@@ -181,7 +217,8 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
     st = TrainState()
     if resume and run.last.exists():
         ck = load_checkpoint(run.last)
-        st = TrainState(ck["epoch"] + 1, ck["best_metric"], ck["best_epoch"], 0, ck["history"])
+        st = TrainState(ck["epoch"] + 1, ck["best_metric"], ck["best_epoch"], 0, ck["history"],
+                        VideoDecision.from_dict(ck["video_decision"]) if ck.get("video_decision") else None)
         st.released = release_backbone(model, optimizer, o, ck["epoch"], 0)
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
@@ -223,18 +260,20 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
                                                   amp_dtype=o.amp_dtype, fixed_length=fixed, hop_length=o.hop_length,
                                                   keep_amp_dtype=o.compat, progress=o.verbose and info.is_main,
                                                   desc=f"val {epoch}"), info)
-        val = engine.score(preds, compat=o.compat)
+        decision = fit_decision(preds, o)
+        val = score_split(preds, o, decision)
         value = float(val["flat"][key])
         scheduler.step(value)
         should_stop = stopper.step(epoch, value)
         improved = stopper.improved
         if improved:
-            st.best_metric, st.best_epoch = value, epoch
+            st.best_metric, st.best_epoch, st.decision = value, epoch, decision
         row = {"epoch": epoch, "lr": lr, "train_loss": float(np.mean([t["loss"] for t in losses])),
                "train_windows": sum(t["windows"] for t in losses), "train_seconds": tr["seconds"],
                "train_windows_per_s": sum(t["windows_per_s"] for t in losses),
                "val_seconds": time.perf_counter() - t_eval,
-               **{f"val_{k}": v for k, v in val["flat"].items()}, "best_epoch": st.best_epoch}
+               **{f"val_{k}": v for k, v in val["flat"].items()}, "val_video_threshold": decision.threshold,
+               "best_epoch": st.best_epoch}
         st.history.append(row)
         log.info("epoch %d: loss %.4f lr %.3g | val %s %.4f (best %.4f @ %d) avgf1 %.4f | %.1f windows/s",
                  epoch, row["train_loss"], lr, o.effective_eval_metric, value, st.best_metric or float("nan"),
@@ -243,10 +282,12 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
               "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
               "epoch": epoch, "best_metric": st.best_metric, "best_epoch": st.best_epoch,
               "early_stopping": stopper.state_dict(), "rng": rng_state(), "history": st.history,
+              "video_decision": st.decision.to_dict() if st.decision else None,
               "options": {**o.to_dict(), **effective}, "stopped": should_stop}
         if run.write:
             if improved:
                 save_checkpoint(run.best, ck)
+                run.save_video_decision(decision)
                 run.save_predictions("val", preds)
                 run.save_perf("val", o.dataset_name, val, {"epoch": epoch})
             save_checkpoint(run.last, ck)
@@ -265,12 +306,14 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
                                               amp_dtype=o.amp_dtype, fixed_length=fixed, hop_length=o.hop_length,
                                               keep_amp_dtype=o.compat, progress=o.verbose and info.is_main,
                                               desc="test"), info)
-    test = engine.score(preds, compat=o.compat)
+    test = score_split(preds, o, st.decision)
+    decision_record = st.decision.to_dict() if st.decision else None
     if run.write:
         run.save_predictions("test", preds)
-        run.save_perf("test", o.dataset_name, test, {"best_epoch": st.best_epoch})
+        run.save_perf("test", o.dataset_name, test, {"best_epoch": st.best_epoch, "video_decision": decision_record})
         save_best_model(run.path / "best-model", base_model, {**o.to_dict(), **effective})
-        run.save_config(o.to_dict(), {**effective, "best_epoch": st.best_epoch,
+        run.save_video_decision(st.decision, run.path / "best-model")
+        run.save_config(o.to_dict(), {**effective, "best_epoch": st.best_epoch, "video_decision": decision_record,
                                       "tend": time.strftime("%Y-%m-%d %H:%M:%S")})
         if o.save_plot:
             run.save_plots(st.history, preds, "test")
@@ -279,7 +322,8 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
              test["flat"].get("frame_ap_legacy", float("nan")))
     barrier(info)
     shutdown(info)
-    return {"run": run.path, "test": test["flat"], "best_epoch": st.best_epoch, "history": st.history}
+    return {"run": run.path, "test": test["flat"], "best_epoch": st.best_epoch, "history": st.history,
+            "video_decision": st.decision}
 
 
 def resume_check(o: Options, path: Path) -> bool:

@@ -229,6 +229,9 @@ class VideoDecision:
     def decide(self, scores: Any) -> np.ndarray:
         return (np.asarray(scores, dtype=np.float64) >= self.threshold).astype(np.int64)
 
+    def rule_text(self) -> str:
+        return f"{self.original_name} score >= {self.threshold:.4f}"
+
     @property
     def original_name(self) -> str:
         return VIDEO_AGGREGATIONS.get(self.aggregation).original_name
@@ -237,7 +240,7 @@ class VideoDecision:
         return {"aggregation": self.aggregation, "case_best_model": self.original_name,
                 "threshold": float(self.threshold), "metric": self.metric, "fitted_on": self.fitted_on,
                 "value": float(self.value), "plateau": [float(x) for x in self.plateau],
-                "n_videos": int(self.n_videos), "rule": f"A/H when {self.aggregation} score >= {self.threshold:.4f}"}
+                "n_videos": int(self.n_videos), "rule": "A/H when " + self.rule_text()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "video decision") -> "VideoDecision":

@@ -25,8 +25,7 @@ from bah.train.optim import create_optimizer, create_scheduler, optimizer_kwargs
 from bah.metrics import (DECISION_NAME, VideoDecision, fit_video_decision, flatten_metrics, predictions_to_arrays,
                          video_aggregate, video_metrics)
 from bah.metrics.video import THRESHOLD_METRICS
-from bah.train.options import (EVAL_METRICS, Options, OptionsError, aggregation_of, get_args_parser, parse_options,
-                               selection_key)
+from bah.train.options import EVAL_METRICS, Options, OptionsError, aggregation_of, selection_key
 from bah.models.factory import build_model, fixed_length_of, load_pretrained, model_kwargs
 from bah.train.run_folder import RunFolder, load_video_decision, run_dir
 
@@ -237,6 +236,9 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
     train_tf = FaceTransform(o.face_resize, o.face_crop, train=True, pil_exact=o.compat)
     eval_tf = FaceTransform(o.face_resize, o.face_crop, train=False, pil_exact=o.compat)
     key = select_key(o)
+    best_weights = None
+    if o.opt__load_best_at_each_epoch and run.best.exists():
+        best_weights = load_checkpoint(run.best)["model"]
     val_loader = make_loader(data["val"], o.eval_batch_size, False, o, info)
     loader = preemption.guard(make_loader(data["train"], o.train_batch_size, True, o, info, o.seed), info)
     for epoch in range(st.epoch, o.num_epochs):
@@ -268,6 +270,12 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
         improved = stopper.improved
         if improved:
             st.best_metric, st.best_epoch, st.decision = value, epoch, decision
+            if o.opt__load_best_at_each_epoch:
+                best_weights = {k: v.detach().clone() for k, v in base_model.state_dict().items()}
+        elif o.opt__load_best_at_each_epoch and best_weights is not None:
+            # the original's intent: an epoch that does not improve is undone, training goes on from the best
+            base_model.load_state_dict(best_weights)
+            log.info("epoch %d did not improve: back to the weights of epoch %d", epoch, st.best_epoch)
         row = {"epoch": epoch, "lr": lr, "train_loss": float(np.mean([t["loss"] for t in losses])),
                "train_windows": sum(t["windows"] for t in losses), "train_seconds": tr["seconds"],
                "train_windows_per_s": sum(t["windows_per_s"] for t in losses),
@@ -346,45 +354,43 @@ def save_best_model(folder: Path, model: torch.nn.Module, config: Mapping[str, A
 
 # --------------------------------------------------------------------------- evaluation mode
 def evaluate_run(o: Options) -> Dict[str, Any]:
-    """Evaluate a saved run (or a released ``best-model/`` folder) on ``--eval_set``."""
-    import yaml
+    """Evaluate a saved run (ours, a released ``best-model/`` folder, or a run folder of the
+    original trainer) on ``--eval_set``; options come from :func:`bah.train.saved_run.options_from_run`."""
+    from bah.models.checkpoint import VISUAL_PREFIX, read_state_dict
+    from bah.train.saved_run import backbone_source, log_taken, options_from_run, weights_need_backbone
 
     fd = Path(o.fd_exp)
-    cands = [fd / "best-model", fd] if (fd / "best-model").is_dir() else [fd]
-    folder = next((c for c in cands if (c / "model.pt").exists() and (c / "config.yml").exists()), None)
-    if folder is None:
-        raise OptionsError(f"--fd_exp {fd}: no model.pt + config.yml found (looked in {', '.join(map(str, cands))})")
-    cfg = yaml.safe_load((folder / "config.yml").read_text(encoding="utf-8")) or {}
-    parser = get_args_parser()
-    known = {a.dest for a in parser._actions}
-    base = {k: v for k, v in cfg.items() if k in known and v is not None}
-    # the saved run's model and data settings; this command's paths and evaluation choices
-    base.update(dataset_path=o.dataset_path or cfg.get("dataset_path"), split_dir=o.split_dir or cfg.get("split_dir"),
-                num_workers=o.num_workers, train_p=100.0, valid_p=100.0, test_p=100.0, mode="TRAINING",
-                eval_set=o.eval_set, case_best_model=o.case_best_model, verbose=o.verbose, device=o.device,
-                output_root=o.output_root, fd_exp=None, stats_cache=o.stats_cache or cfg.get("stats_cache"))
-    for k in ("opt__milestones", "opt__milestone"):
-        if isinstance(base.get(k), list):
-            base[k] = ",".join(str(x) for x in base[k])
-    argv: List[str] = []
-    for k, v in base.items():
-        if v is None or k in ("config",):
-            continue
-        argv += [f"--{k}", str(v)]
-    so = parse_options(argv, parser)
+    saved = options_from_run(fd, o, load_path=None)
+    so, folder = saved.options, saved.folder
     info = init_distributed(so.device)
     seed_everything(so.seed)
-    ds = build_datasets(so, splits=(o.eval_set,))[o.eval_set]
-    if o.eval_set == "train":  # score whole training videos, not windows
+    if not so.dataset_path:
+        raise OptionsError(f"--dataset_path: no dataset folder for the evaluation of {folder} (none on the command "
+                           f"line nor in its config.yml)")
+    ds = build_datasets(so, splits=(so.eval_set,))[so.eval_set]
+    if so.eval_set == "train":  # score whole training videos, not windows
         ds = WindowDataset(ds.videos, so.feature_modalities, so.window_length, so.hop_length, train=False,
                            stats=ds.stats, compat=so.compat, seed=so.seed)
-    model = build_model(so.model_name, modality_dims(ds), so.compat, **model_kwargs(so))
-    try:
+    dims = modality_dims(ds)
+    model = build_model(so.model_name, dims, so.compat, **model_kwargs(so))
+    saved_sd, _ = read_state_dict(folder / "model.pt")
+    if weights_need_backbone(list(model.state_dict()), list(saved_sd), VISUAL_PREFIX):
+        load_path, where = backbone_source(saved)
+        if not load_path:
+            raise OptionsError(f"{folder / 'model.pt'}: has no face-backbone weights ({VISUAL_PREFIX}*); give "
+                               f"--load_path DIR holding res50_ir_0.887.pth")
+        log.info("%s holds no face backbone: taking it from %s (%s)", folder / "model.pt", load_path, where)
+        so = options_from_run(fd, o, load_path=load_path).options
+        model = build_model(so.model_name, dims, so.compat, **model_kwargs(so))
+        from bah.models import load_original_state_dict
+
+        load_original_state_dict(model, saved_sd, strict=False)
+    else:
         from bah.models import load_original_state_dict
 
         load_original_state_dict(model, folder / "model.pt")
-    except ImportError:
-        model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    if info.is_main:
+        log_taken(saved)
     model.to(info.device)
     engine.optimise_backbone(model, channels_last=so.channels_last and info.device.type == "cuda", compile=so.compile)
     loader = make_loader(ds, so.eval_batch_size, False, so, info)
@@ -393,25 +399,28 @@ def evaluate_run(o: Options) -> Dict[str, Any]:
                                                                         pil_exact=so.compat),
                                               amp=so.amp, amp_dtype=so.amp_dtype, fixed_length=fixed_length_of(model),
                                               hop_length=so.hop_length, keep_amp_dtype=so.compat,
-                                              progress=so.verbose and info.is_main, desc=o.eval_set), info)
-    scores = engine.score(preds, compat=so.compat)
-    out = fd / f"eval-{o.eval_set}"
+                                              progress=so.verbose and info.is_main, desc=so.eval_set), info)
+    decision = load_video_decision(folder)
+    scores = score_split(preds, so, decision)
+    out = fd / f"eval-{so.eval_set}"
     run = RunFolder(out, write=info.is_main)
     if run.write:
         out.mkdir(parents=True, exist_ok=True)
-        run.setup_logging(f"log-eval-{o.eval_set}.txt", verbose=o.verbose)
-        run.save_predictions(o.eval_set, preds)
-        run.save_perf(o.eval_set, so.dataset_name, scores,
-                      {"case_best_model": o.case_best_model, "perfs_case_best_model":
-                       scores["video"].get(o.case_best_model) and {k: v for k, v in scores["flat"].items()
-                                                                   if k.startswith("video_")}})
-        run.save_config(so.to_dict(), {"evaluated": str(folder)})
-        run.save_plots([], preds, o.eval_set)
+        run.setup_logging(f"log-eval-{so.eval_set}.txt", verbose=so.verbose)
+        run.save_predictions(so.eval_set, preds)
+        run.save_perf(so.eval_set, so.dataset_name, scores,
+                      {"case_best_model": so.case_best_model,
+                       "perfs_case_best_model": scores["video"].get(so.case_best_model),
+                       "video_decision": decision.to_dict() if decision else None,
+                       "original_run": saved.original, "compat": so.compat})
+        run.save_config(so.to_dict(), {"evaluated": str(folder), "taken_from_run": sorted(saved.taken)})
+        run.save_plots([], preds, so.eval_set)
     frame = scores["flat"]
-    log.info("%s on %s: AVGF1 %.4f AP_POS %.4f (%d videos)", folder, o.eval_set, frame["frame_avgf1"],
-             frame.get("frame_ap_legacy", float("nan")), len(preds))
+    log.info("%s on %s: AVGF1 %.4f AP_POS %.4f (%d videos)%s", folder, so.eval_set, frame["frame_avgf1"],
+             frame.get("frame_ap_legacy", float("nan")), len(preds),
+             f"; video decision ({decision.rule_text()}): AVGF1 {frame['video_decision_avgf1']:.4f}" if decision else "")
     shutdown(info)
-    return {"dir": out, "scores": scores}
+    return {"dir": out, "scores": scores, "options": so, "decision": decision, "preds": preds}
 
 
 # --------------------------------------------------------------------------- entry points

@@ -1,4 +1,5 @@
 """The trainer end to end on tiny arrays: every model, resume, run folder, evaluation, bad input."""
+import json
 import pickle
 
 import numpy as np
@@ -261,3 +262,50 @@ def test_bah_train_and_evaluate_commands(arrays, tmp_path):
     assert bah_main(["evaluate", "--fd_exp", str(run), "--eval_set", "val", "--num_workers", "0",
                      "--output_root", str(tmp_path)]) == 0
     assert (run / "eval-val" / "perf-val.yml").is_file()
+
+
+def _crafted_logits(labels, video_label, epoch):
+    """Epoch 0: every frame right (frame AVGF1 1) but the mean logit of an A/H video below every
+    other video's (its non-A/H frames are very confident). Epoch 1: half of the A/H frames missed
+    (frame AVGF1 < 1) but the A/H videos' mean logits above the others' (video AVGF1 1)."""
+    n = len(labels)
+    d = np.empty(n)
+    if epoch == 0:
+        d[:] = -0.1 if video_label == 0 else -5.0
+        d[labels == 1] = 0.1
+    else:
+        d[:] = -1.0 if video_label == 0 else -0.2
+        on = np.flatnonzero(labels == 1)
+        d[on[: (len(on) + 1) // 2]] = 3.0
+    return np.stack([np.zeros(n), d], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("eval_metric, best", [("AVGF1", 0), ("VIDEO_AVGF1", 1)])
+def test_video_level_and_frame_level_selection_pick_different_epochs(tmp_path, monkeypatch, eval_metric, best):
+    data = write_synthetic_arrays(tmp_path / "d", {"train": [40, 40], "val": [48] * 6, "test": [40, 44]},
+                                  {"vggish": 4}, seed=3)
+    real = engine.predict
+
+    def crafted(model, loader, device, **kw):
+        preds = real(model, loader, device, **kw)
+        if kw.get("desc", "").startswith("val "):
+            epoch = int(kw["desc"].split()[1])
+            for p in preds.values():
+                p["logits"] = _crafted_logits(p["labels"], int(p["g_labels"][0]), epoch)
+        return preds
+
+    monkeypatch.setattr(engine, "predict", crafted)
+    res = train(parse_options(_argv(data, tmp_path, "sel", "--eval_metric", eval_metric, "--case_best_model",
+                                    "FRAMES_AVG_LOGITS", "--early_stopping", "0", model="can", modality="vggish")))
+    val = [{k[4:]: v for k, v in h.items() if k.startswith("val_")} for h in res["history"]]
+    g = [int(p["g_labels"][0]) for p in pickle.load(open(res["run"] / "prediction-val.pkl", "rb")).values()]
+    assert 0 < sum(g) < len(g)  # both classes among the validation videos
+    assert val[0]["frame_avgf1"] == 1.0 and val[1]["frame_avgf1"] < 1.0
+    assert val[1]["video_decision_avgf1"] == 1.0 and val[0]["video_decision_avgf1"] < 1.0
+    assert res["best_epoch"] == best
+    # the rule of the selected epoch is the one stored and applied to the test split
+    stored = json.loads((res["run"] / "best-model" / "video-decision.json").read_text())
+    assert stored["aggregation"] == "mean_logit" and stored["threshold"] == res["video_decision"].threshold
+    assert stored["threshold"] == val[best]["video_threshold"]
+    perf = yaml.safe_load((res["run"] / "perf-test.yml").read_text())
+    assert perf["video_decision"]["threshold"] == stored["threshold"] and "DECISION" in perf["perfs_videos"]

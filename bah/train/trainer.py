@@ -23,7 +23,7 @@ from bah.train.early_stopping import EarlyStopping
 from bah.train.normalization import load_or_compute_stats
 from bah.train.optim import create_optimizer, create_scheduler, optimizer_kwargs, scheduler_kwargs
 from bah.metrics import (DECISION_NAME, VideoDecision, fit_video_decision, flatten_metrics, predictions_to_arrays,
-                         video_aggregate, video_metrics)
+                         to_original_keys, video_aggregate, video_metrics)
 from bah.metrics.video import THRESHOLD_METRICS
 from bah.train.options import EVAL_METRICS, Options, OptionsError, aggregation_of, selection_key
 from bah.models.factory import build_model, fixed_length_of, load_pretrained, model_kwargs
@@ -162,6 +162,16 @@ def fit_decision(preds: Mapping[str, Mapping[str, Any]], o: Options, split: str 
     metric = EVAL_METRICS[o.effective_eval_metric]
     return fit_video_decision(vs.label, vs.score, how, metric=metric if metric in THRESHOLD_METRICS else "avgf1",
                               fitted_on=split)
+
+
+def decide_videos(preds: Mapping[str, Mapping[str, Any]], decision: VideoDecision,
+                  compat: bool = False) -> Dict[str, Dict[str, Any]]:
+    """Per video id: the stored rule's ``score`` and ``ah`` decision (what ``bah predict`` says)."""
+    a = _video_arrays(preds)
+    vs = video_aggregate(a["video_idx"], a["logits"].astype(np.float64), a["labels_video"], how=decision.aggregation,
+                         compat=compat)
+    return {a["video_ids"][int(v)]: {"score": float(sc), "ah": int(d), "label": int(lab)}
+            for v, sc, d, lab in zip(vs.video, vs.score, decision.decide(vs.score), vs.label)}
 
 
 def score_split(preds: Mapping[str, Mapping[str, Any]], o: Options,
@@ -410,8 +420,9 @@ def evaluate_run(o: Options) -> Dict[str, Any]:
         run.save_predictions(so.eval_set, preds)
         run.save_perf(so.eval_set, so.dataset_name, scores,
                       {"case_best_model": so.case_best_model,
-                       "perfs_case_best_model": scores["video"].get(so.case_best_model),
+                       "perfs_case_best_model": to_original_keys(scores["video"][so.case_best_model]),
                        "video_decision": decision.to_dict() if decision else None,
+                       "video_decisions": decide_videos(preds, decision, so.compat) if decision else None,
                        "original_run": saved.original, "compat": so.compat})
         run.save_config(so.to_dict(), {"evaluated": str(folder), "taken_from_run": sorted(saved.taken)})
         run.save_plots([], preds, so.eval_set)

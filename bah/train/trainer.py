@@ -366,7 +366,7 @@ def save_best_model(folder: Path, model: torch.nn.Module, config: Mapping[str, A
 def evaluate_run(o: Options) -> Dict[str, Any]:
     """Evaluate a saved run (ours, a released ``best-model/`` folder, or a run folder of the
     original trainer) on ``--eval_set``; options come from :func:`bah.train.saved_run.options_from_run`."""
-    from bah.models.checkpoint import VISUAL_PREFIX, read_state_dict
+    from bah.models.checkpoint import VISUAL_PREFIX, read_state_dict, tcn_widths_of
     from bah.train.saved_run import backbone_source, log_taken, options_from_run, weights_need_backbone
 
     fd = Path(o.fd_exp)
@@ -382,8 +382,9 @@ def evaluate_run(o: Options) -> Dict[str, Any]:
         ds = WindowDataset(ds.videos, so.feature_modalities, so.window_length, so.hop_length, train=False,
                            stats=ds.stats, compat=so.compat, seed=so.seed)
     dims = modality_dims(ds)
-    model = build_model(so.model_name, dims, so.compat, **model_kwargs(so))
     saved_sd, _ = read_state_dict(folder / "model.pt")
+    widths = tcn_widths_of(saved_sd)  # the widths the run trained with (the original keeps them in code)
+    model = build_model(so.model_name, dims, so.compat, **model_kwargs(so), tcn_channels=widths)
     if weights_need_backbone(list(model.state_dict()), list(saved_sd), VISUAL_PREFIX):
         load_path, where = backbone_source(saved)
         if not load_path:
@@ -391,7 +392,7 @@ def evaluate_run(o: Options) -> Dict[str, Any]:
                                f"--load_path DIR holding res50_ir_0.887.pth")
         log.info("%s holds no face backbone: taking it from %s (%s)", folder / "model.pt", load_path, where)
         so = options_from_run(fd, o, load_path=load_path).options
-        model = build_model(so.model_name, dims, so.compat, **model_kwargs(so))
+        model = build_model(so.model_name, dims, so.compat, **model_kwargs(so), tcn_channels=widths)
         from bah.models import load_original_state_dict
 
         load_original_state_dict(model, saved_sd, strict=False)

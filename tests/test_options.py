@@ -167,3 +167,47 @@ def test_bah_train_parser_does_not_clash_with_common_flags():
     add_train_arguments(p)  # would raise on a duplicated --config / --verbose
     ns = p.parse_args(["--window_length", "8", "--config", "x.yaml"])
     assert ns.window_length == 8 and ns.config == "x.yaml"
+
+
+def _bah_train_options(argv):
+    """What `bah train ARGV` resolves (bah.cli's parser for the train subcommand)."""
+    from bah.cli import add_common_arguments
+    from bah.train.cli import _options_from_bah, add_train_arguments
+
+    parser = argparse.ArgumentParser(prog="bah train")
+    add_common_arguments(parser)
+    add_train_arguments(parser)
+    return _options_from_bah(parser.parse_args(argv), "TRAINING")
+
+
+@pytest.mark.parametrize("entry", ["main.py", "bah train"])
+def test_typed_flags_beat_yaml_even_at_their_default(tmp_path, entry):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("num_epochs: 5\nseed: 3\nwindow_length: 64\n")
+    # --num_epochs 100 and --seed 0 are the built-in defaults, typed on purpose
+    argv = BASE + ["--config", str(cfg), "--num_epochs", "100", "--seed", "0"]
+    o = parse_options(argv) if entry == "main.py" else _bah_train_options(argv)
+    assert (o.num_epochs, o.seed) == (100, 0)
+    assert o.window_length == 64 and o.hop_length == 200  # YAML, then the built-in default
+
+
+def test_bah_train_help_shows_defaults_and_main_help_lists_every_flag(capsys):
+    parser = get_args_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    text = capsys.readouterr().out
+    for a in parser._actions:
+        if a.dest == "help":
+            continue
+        assert a.help, a.option_strings
+        assert a.option_strings[0] in text
+        if a.default is not argparse.SUPPRESS:
+            assert f"(default: {a.default})" in " ".join(text.split()), a.option_strings[0]
+
+
+def test_pipeline_config_given_to_main_py_points_to_run_config():
+    import pathlib
+
+    pipeline_yaml = pathlib.Path(__file__).resolve().parents[1] / "configs" / "video-visual.yaml"
+    with pytest.raises(OptionsError, match="bah run-config"):
+        parse_options(BASE + ["--config", str(pipeline_yaml)])

@@ -1,4 +1,5 @@
 """The trainer end to end on tiny arrays: every model, resume, run folder, evaluation, bad input."""
+import csv
 import json
 import pickle
 
@@ -119,6 +120,14 @@ def test_run_folder_contents_and_no_silent_overwrite(arrays, tmp_path):
     assert len(preds) == 3 and all(set(p) == {"labels", "logits", "g_labels"} for p in preds.values())
     assert sum(len(p["labels"]) for p in preds.values()) == sum(LENGTHS["test"])  # padded frames not scored
     assert (d / "metrics.csv").read_text().count("\n") == 3
+    # the validation loss is the training loss on the validation frames of each epoch
+    rows = list(csv.DictReader(open(d / "metrics.csv")))
+    best = int(rows[-1]["best_epoch"])
+    val = pickle.load(open(d / "prediction-val.pkl", "rb"))  # written at the best epoch
+    ce = torch.nn.functional.cross_entropy(torch.from_numpy(np.concatenate([p["logits"] for p in val.values()])).double(),
+                                           torch.from_numpy(np.concatenate([p["labels"] for p in val.values()])))
+    assert float(rows[best]["val_loss"]) == pytest.approx(ce.item(), rel=1e-9)
+    assert float(rows[best]["val_frame_loss"]) == float(rows[best]["val_loss"])
     ck = load_checkpoint(d / "checkpoints" / "last.pth")
     assert {"model", "optimizer", "lr_scheduler", "scaler", "epoch", "best_metric", "early_stopping", "rng",
             "options"} <= set(ck) and ck["options"]["effective_lr"] == 0.05

@@ -54,8 +54,9 @@ def _save(fig, dest: PathLike) -> Path:
 
 # --------------------------------------------------------------------------- learning curves
 def plot_learning_curves(history: Any, dest: PathLike, metrics: Optional[Sequence[str]] = None,
-                         title: Optional[str] = None) -> Path:
-    """Loss and metrics per epoch, train vs val.
+                         title: Optional[str] = None, best_epoch: Optional[int] = None) -> Path:
+    """Loss and metrics per epoch, train vs val; a dashed vertical line marks the selected
+    epoch (``best_epoch``, default the last value of a ``best_epoch`` column when there is one).
 
     history: a DataFrame or the path of a CSV (``summary.csv``) with one row per epoch and
     columns ``epoch`` (optional; else the row number + 1), ``train_<name>`` / ``val_<name>``
@@ -95,6 +96,10 @@ def plot_learning_curves(history: Any, dest: PathLike, metrics: Optional[Sequenc
         if missing:
             raise ValueError(f"{where}: no train_/val_ column for {missing}; available: {names}")
     panels = (["loss"] if "loss" in names else []) + list(metrics)
+    if best_epoch is None and "best_epoch" in df.columns and df["best_epoch"].notna().any():
+        best_epoch = int(df["best_epoch"].dropna().iloc[-1])
+    if best_epoch is not None and best_epoch < 0:
+        best_epoch = None  # no epoch improved
     fig = _figure(4.2 * len(panels), 3.6)
     for i, name in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
@@ -102,6 +107,8 @@ def plot_learning_curves(history: Any, dest: PathLike, metrics: Optional[Sequenc
             col = f"{split}_{name}"
             if col in df.columns:
                 ax.plot(x, df[col].to_numpy(dtype=float), style, ms=3, label=split)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="tab:green", ls="--", lw=1, label=f"best (epoch {best_epoch})")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)

@@ -32,8 +32,8 @@ for _spec in (
                "the original's AP: trapezoid over a 1000-threshold PR curve (not standard AP)"),
     MetricSpec("ap", True, None, "standard average precision of class 1 (sklearn average_precision_score)"),
     MetricSpec("auc", True, None, "ROC-AUC of class 1 (NaN when one class is absent)"),
-    # not computed here: the trainer's mean cross-entropy, listed so selection can use it
-    MetricSpec("loss", False, None, "mean loss reported by the trainer (lower is better)"),
+    # computed by the trainer's evaluation pass (bah.train.engine.score), not by frame_metrics
+    MetricSpec("loss", False, None, "validation loss: mean frame cross-entropy of the evaluation pass (lower is better)"),
 ):
     METRICS.register(_spec.name, _spec)
 

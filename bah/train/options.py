@@ -56,8 +56,6 @@ def _selectable_metrics() -> Dict[str, str]:
 
     table = {"AVGF1": "avgf1", "AP_POS": "ap_legacy"}
     for name in METRICS.list():
-        if name == "loss":  # not a frame metric of the evaluation pass
-            continue
         table[name.upper()] = name
         key = METRICS.get(name).original_key
         if key:
@@ -67,7 +65,8 @@ def _selectable_metrics() -> Dict[str, str]:
 
 SELECT_METRICS = _selectable_metrics()
 VIDEO_PREFIX = "VIDEO_"
-EVAL_METRICS = {**SELECT_METRICS, **{VIDEO_PREFIX + k: v for k, v in SELECT_METRICS.items()}}
+# the loss is a frame-level quantity: there is no video-level loss to select on
+EVAL_METRICS = {**SELECT_METRICS, **{VIDEO_PREFIX + k: v for k, v in SELECT_METRICS.items() if v != "loss"}}
 
 
 def selection_key(eval_metric: str) -> str:

@@ -288,13 +288,14 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
             log.info("epoch %d did not improve: back to the weights of epoch %d", epoch, st.best_epoch)
         row = {"epoch": epoch, "lr": lr, "train_loss": float(np.mean([t["loss"] for t in losses])),
                "train_windows": sum(t["windows"] for t in losses), "train_seconds": tr["seconds"],
-               "train_windows_per_s": sum(t["windows_per_s"] for t in losses),
+               "train_windows_per_s": sum(t["windows_per_s"] for t in losses), "val_loss": val["flat"]["frame_loss"],
                "val_seconds": time.perf_counter() - t_eval,
                **{f"val_{k}": v for k, v in val["flat"].items()}, "val_video_threshold": decision.threshold,
                "best_epoch": st.best_epoch}
         st.history.append(row)
-        log.info("epoch %d: loss %.4f lr %.3g | val %s %.4f (best %.4f @ %d) avgf1 %.4f | %.1f windows/s",
-                 epoch, row["train_loss"], lr, o.effective_eval_metric, value, st.best_metric or float("nan"),
+        log.info("epoch %d: loss %.4f lr %.3g | val loss %.4f %s %.4f (best %.4f @ %d) avgf1 %.4f | %.1f windows/s",
+                 epoch, row["train_loss"], lr, row["val_loss"], o.effective_eval_metric, value,
+                 st.best_metric if st.best_metric is not None else float("nan"),
                  st.best_epoch, val["flat"].get("frame_avgf1", float("nan")), row["train_windows_per_s"])
         ck = {"model": base_model.state_dict(), "optimizer": optimizer.state_dict(),
               "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,

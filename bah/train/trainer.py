@@ -101,6 +101,21 @@ def release_backbone(model, optimizer, o: Options, epoch: int, released: int) ->
     return released
 
 
+def wrap_ddp(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """DDP around ``model`` (or the model itself in one process).
+
+    DDP all-reduces only the parameters that required a gradient when it was built, so the
+    trainer builds a new wrapper each time backbone groups are released (:func:`release_backbone`);
+    the ranks' weights are equal at that point (every earlier step was all-reduced), so the
+    broadcast of the new wrapper changes nothing.
+    """
+    if not info.distributed:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+        find_unused_parameters=True)  # e.g. CAN's dead conv_c, JMT/MT's unused text branch
+
+
 # --------------------------------------------------------------------------- loaders
 def make_loader(ds: WindowDataset, batch: int, train: bool, o: Options, info: DistInfo, epoch_seed: int = 0):
     """Training: shuffled per epoch by ``loader.sampler.set_epoch``; build it once, so that
@@ -239,10 +254,7 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
         if ck.get("stopped"):  # killed between the early-stopping epoch and the test: only the test is left
             st.epoch = o.num_epochs
         log.info("resumed from %s at epoch %d (best %s at epoch %d)", run.last, st.epoch, st.best_metric, st.best_epoch)
-    if info.distributed:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
-            find_unused_parameters=True)  # e.g. CAN's dead conv_c, JMT/MT's unused text branch
+    model = wrap_ddp(model, info)
     train_tf = FaceTransform(o.face_resize, o.face_crop, train=True, pil_exact=o.compat)
     eval_tf = FaceTransform(o.face_resize, o.face_crop, train=False, pil_exact=o.compat)
     key = select_key(o)
@@ -260,6 +272,9 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
         if released != st.released:
             stopper.reset_patience()
             st.released = released
+            if info.distributed:  # the released parameters must be all-reduced too
+                model = None
+                model = wrap_ddp(base_model, info)
         lr = optimizer.param_groups[0]["lr"]
         tr = engine.train_one_epoch(model, optimizer, loader, info.device, epoch, scaler=scaler, amp=o.amp,
                                     amp_dtype=o.amp_dtype, transform=train_tf, generator=gen,

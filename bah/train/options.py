@@ -151,8 +151,8 @@ def _upper(v: str) -> str:
     return str(v).upper()
 
 
-# (flag, type, default, help[, choices]). Defaults are the original's default_config values
-# (the argparse defaults that always won in the original, like --save_path, are dead anyway).
+# Defaults are the original's default_config values (what its runs used: its argparse defaults
+# lost to them), except --opt__mode (None: follow the selection metric) and --cudaid (None: no GPU forced).
 def get_args_parser(add_help: bool = True, include_common: bool = True) -> argparse.ArgumentParser:
     """The trainer's parser. ``include_common=False`` leaves out ``--config``/``--verbose``
     which ``bah`` adds to every subcommand itself."""

@@ -197,9 +197,9 @@ def test_resnet_weights_accept_torchvision_layout():
 
 
 @pytest.mark.parametrize("name", ["jmt", "mt"])
-def test_jmt_roles_follow_names_not_order(reference_dir, fixture_inputs, name):
+def test_jmt_roles_follow_names_not_order(large_reference_dir, fixture_inputs, name):
     """vggish+vision+bert loads the original checkpoint strictly and gives its logits."""
-    z = np.load(reference_dir / "fixtures" / f"model_forward_{name}.npz", allow_pickle=False)
+    z = np.load(large_reference_dir / "fixtures" / f"model_forward_{name}.npz", allow_pickle=False)
     cfg = json.loads(str(z["config_json"]))
     kw = dict(tcn_channels={k: v["channel"] for k, v in cfg["tcn_settings"].items()})
     reordered = [VISION_MODS[1], VISION_MODS[0], VISION_MODS[2]]

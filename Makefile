@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 DEMO_OUT ?= demo-out
 
-.PHONY: env demo demo-quick test test-fast bench clean-demo
+.PHONY: env demo demo-quick lint test test-fast bench clean-demo
 
 env:
 	@echo "environment: $(VENV)"
@@ -21,7 +21,10 @@ demo:
 demo-quick:
 	$(PY) -m bah.cli demo --quick --out $(DEMO_OUT)-quick
 
-test:
+lint:
+	$(VENV)/bin/ruff check bah tests bench
+
+test: lint
 	$(PY) -m pytest tests
 
 test-fast:

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from bah.metrics import frame as M
+from bah import metrics as M
 
 
 def _best(fn, repeat):

@@ -27,23 +27,29 @@ try:
 except ImportError:  # pragma: no cover
     pass
 
-def _shared() -> Path:
-    for cand in (os.environ.get("BAH_SHARED"), Path(__file__).resolve().parents[2] / "shared", "/work/shared"):
-        if cand and Path(cand).is_dir():
-            return Path(cand)
-    return Path(__file__).resolve().parents[2] / "shared"
-
-
-SHARED = _shared()
-REFERENCE = Path(os.environ.get("BAH_REFERENCE", SHARED / "reference"))
-REAL_SPLITS = Path(os.environ.get("BAH_REAL_SPLITS", SHARED / "data" / "bah-splits-v2"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The workspace's shared folder, a sibling of the repository (or $BAH_SHARED); only the large
+# reference fixtures and the real split files are looked for there.
+SHARED = Path(os.environ.get("BAH_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+LARGE_REFERENCE = Path(os.environ.get("BAH_REFERENCE") or SHARED / "reference")
+REAL_SPLITS = Path(os.environ.get("BAH_REAL_SPLITS") or SHARED / "data" / "bah-splits-v2")
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    if not REFERENCE.is_dir():
-        pytest.skip(f"reference fixtures not found at {REFERENCE} (set BAH_REFERENCE)")
-    return REFERENCE
+    """The small reference files of the original's outputs shipped in tests/fixtures/reference
+    (metrics, schedulers, windowing, BERT alignment, state-dict key lists; see its README)."""
+    return FIXTURES / "reference"
+
+
+@pytest.fixture(scope="session")
+def large_reference_dir() -> Path:
+    """The full reference folder (model forward passes, VGGish front end, alignment: 35 MB, not
+    shipped): $BAH_REFERENCE or ../shared/reference next to the repository."""
+    if not (LARGE_REFERENCE / "fixtures" / "model_forward_inputs.npz").is_file():
+        pytest.skip(f"large reference fixtures not found at {LARGE_REFERENCE} (set BAH_REFERENCE to the reference "
+                    f"folder of the BAH re-implementation kit)")
+    return LARGE_REFERENCE
 
 
 @pytest.fixture(scope="session")

@@ -158,9 +158,6 @@ def test_cli_manifest(dataset, tmp_path, capsys):
 
 @pytest.mark.slow  # generating the synthetic release dominates (session fixture shared with other tests)
 def test_manifest_on_synthetic_release(request, tmp_path):
-    synth = pytest.importorskip("bah.synth")
-    if not hasattr(synth, "generate_dataset"):
-        pytest.skip("bah.synth.generate_dataset not available yet")
     root = request.getfixturevalue("synth_root")
     from bah.data import Release
 

@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from bah.metrics import frame as M
+from bah import metrics as M
+from bah.metrics.probabilities import _class1_prob
 
 CASES = [
     "noisy_informative",
@@ -19,10 +20,7 @@ SCALARS = {"acc": "CL_ACC", "f1_neg": "F1_NEG", "f1_pos": "F1_POS", "avgf1": "MA
 
 
 def _fixture(reference_dir, case):
-    path = reference_dir / "fixtures" / f"metrics_{case}.npz"
-    if not path.is_file():
-        pytest.skip(f"{path} missing")
-    return np.load(path, allow_pickle=False)
+    return np.load(reference_dir / "fixtures" / f"metrics_{case}.npz", allow_pickle=False)
 
 
 # --------------------------------------------------------------------------- compat = the original
@@ -112,7 +110,7 @@ def test_softmax_matches_log_space_reference():
     np.testing.assert_allclose(p[:, 1], ref1, rtol=1e-13, atol=1e-300)
     assert p[1, 1] == 0.5
     # the 2-class fast path used by frame_metrics is bit-identical to softmax
-    assert np.array_equal(M._class1_prob(x), p[:, 1])
+    assert np.array_equal(_class1_prob(x), p[:, 1])
     # general class count too
     x3 = rng.normal(size=(50, 3)) * 50
     e = np.exp(x3 - x3.max(axis=1, keepdims=True))
@@ -224,7 +222,8 @@ def test_hand_computed_classification_metrics():
 
 
 def test_torch_tensors_masks_and_batch_shapes():
-    torch = pytest.importorskip("torch")
+    import torch
+
     rng = np.random.default_rng(5)
     lg = rng.normal(size=(3, 40, 2)).astype(np.float32) * 3
     y = (rng.random((3, 40)) < 0.3).astype(np.int64)
@@ -411,3 +410,38 @@ def test_prediction_pkl_dict_round_trip(reference_dir):
         M.predictions_to_arrays(bad)
     with pytest.raises(ValueError, match="x.mp4: prediction record has no 'logits'"):
         M.predictions_to_arrays({"Videos/9/Visite_1/x.mp4": {"labels": lab[:3]}})
+
+
+def test_video_decision_is_the_centre_of_the_widest_near_best_plateau():
+    # separable: negatives <= 0.2, positives >= 0.6, one of each on the edge; AVGF1 = 1 for
+    # thresholds in (0.2, 0.6], and the two edges lose symmetrically (one FP / one FN)
+    neg = [0.0, 0.05, 0.1, 0.2]
+    pos = [0.6, 0.7, 0.8, 0.9]
+    y = np.r_[np.zeros(4), np.ones(4)].astype(int)
+    s = np.r_[neg, pos]
+    d = M.fit_video_decision(y, s, "vote")
+    assert d.threshold == pytest.approx(0.405)
+    assert d.plateau[0] + d.plateau[1] == pytest.approx(0.81) and d.plateau[1] - d.plateau[0] > 0.3
+    assert d.value == 1.0 and d.n_videos == 8 and d.metric == "avgf1"
+    # the raw argmax would take the first perfect threshold, 0.21, one grid step from an error
+    grid, values = M.threshold_curve(y, s)
+    assert grid[int(np.argmax(values))] == pytest.approx(0.21)
+    assert d.decide([0.39, 0.41, 0.405]).tolist() == [0, 1, 1]
+    back = M.VideoDecision.from_dict(d.to_dict())
+    assert back == d and back.original_name == "FRAMES_VOTE"
+    with pytest.raises(ValueError, match="unknown aggregation 'median'"):
+        M.VideoDecision.from_dict({"aggregation": "median", "threshold": 0.3})
+    with pytest.raises(ValueError, match="does not depend on a threshold"):
+        M.fit_video_decision(y, s, "vote", metric="ap")
+
+
+def test_video_metrics_with_a_decision_use_its_threshold():
+    # 2 videos x 4 frames; video 0 (A/H) has 1 A/H frame in 4 (share 0.25), video 1 none
+    vidx = np.repeat([0, 1], 4)
+    lg = np.zeros((8, 2))
+    lg[0, 1] = 1.0
+    d = M.VideoDecision("vote", 0.2)
+    out = M.video_metrics(vidx, lg, [1, 0], decision=d)
+    assert out["FRAMES_VOTE"]["avgf1"] == pytest.approx(1 / 3)  # majority vote: both "No A-H"
+    assert out[M.DECISION_NAME]["avgf1"] == 1.0
+    assert M.flatten_metrics(video=out)["video_decision_avgf1"] == 1.0

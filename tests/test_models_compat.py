@@ -107,8 +107,8 @@ def test_full_checkpoint_loads_strictly_with_aliases_prefix_and_vision_path(tmp_
         load_original_state_dict(src, {k: v for k, v in src.state_dict().items() if not k.startswith("spatial.")})
 
 
-def _fixture_model(reference_dir, name):
-    z = np.load(reference_dir / "fixtures" / f"model_forward_{name}.npz", allow_pickle=False)
+def _fixture_model(large_reference_dir, name):
+    z = np.load(large_reference_dir / "fixtures" / f"model_forward_{name}.npz", allow_pickle=False)
     cfg = json.loads(str(z["config_json"]))
     if name == "lfan":
         kw = dict(tcn_channels=cfg["tcn_channel"], window_length=cfg["example_length"],
@@ -123,14 +123,14 @@ def _fixture_model(reference_dir, name):
 
 
 @pytest.fixture(scope="module")
-def fixture_inputs(reference_dir):
-    z = np.load(reference_dir / "fixtures" / "model_forward_inputs.npz", allow_pickle=False)
+def fixture_inputs(large_reference_dir):
+    z = np.load(large_reference_dir / "fixtures" / "model_forward_inputs.npz", allow_pickle=False)
     return {k: torch.from_numpy(z[k]) for k in z.files}
 
 
 @pytest.mark.parametrize("name", ["lfan", "can", "mt", "jmt"])
-def test_compat_forward_reproduces_reference_logits(reference_dir, fixture_inputs, name):
-    model, z = _fixture_model(reference_dir, name)
+def test_compat_forward_reproduces_reference_logits(large_reference_dir, fixture_inputs, name):
+    model, z = _fixture_model(large_reference_dir, name)
     x = {"vision": fixture_inputs["video_features"], "vggish": fixture_inputs["vggish"],
          "bert": fixture_inputs["bert"]}
     snapshot = {k: v.clone() for k, v in x.items()}
@@ -154,8 +154,8 @@ def test_compat_forward_reproduces_reference_logits(reference_dir, fixture_input
 
 
 @pytest.mark.parametrize("name", ["lfan", "can", "mt", "jmt"])
-def test_compat_forward_float64(reference_dir, fixture_inputs, name):
-    model, z = _fixture_model(reference_dir, name)
+def test_compat_forward_float64(large_reference_dir, fixture_inputs, name):
+    model, z = _fixture_model(large_reference_dir, name)
     model = model.double()
     x = {"vision": fixture_inputs["video_features"].double(), "vggish": fixture_inputs["vggish"].double(),
          "bert": fixture_inputs["bert"].double()}
@@ -197,9 +197,9 @@ def test_resnet_weights_accept_torchvision_layout():
 
 
 @pytest.mark.parametrize("name", ["jmt", "mt"])
-def test_jmt_roles_follow_names_not_order(reference_dir, fixture_inputs, name):
+def test_jmt_roles_follow_names_not_order(large_reference_dir, fixture_inputs, name):
     """vggish+vision+bert loads the original checkpoint strictly and gives its logits."""
-    z = np.load(reference_dir / "fixtures" / f"model_forward_{name}.npz", allow_pickle=False)
+    z = np.load(large_reference_dir / "fixtures" / f"model_forward_{name}.npz", allow_pickle=False)
     cfg = json.loads(str(z["config_json"]))
     kw = dict(tcn_channels={k: v["channel"] for k, v in cfg["tcn_settings"].items()})
     reordered = [VISION_MODS[1], VISION_MODS[0], VISION_MODS[2]]

@@ -1,7 +1,5 @@
 """bah demo / bah run-config: the whole pipeline, its resume, and the paper configurations."""
 import json
-import math
-import time
 from pathlib import Path
 
 import pytest
@@ -90,16 +88,10 @@ def test_demo_refuses_to_generate_into_a_real_dataset(tmp_path, capsys):
     assert (real / "split" / "train.txt").read_text(encoding="utf-8") == "x,0,y\n"
 
 
-def _finite(x):
-    return x is not None and math.isfinite(x)
-
-
 @pytest.mark.slow
 def test_quick_demo_end_to_end_and_resume(tmp_path, capsys):
     out = tmp_path / "demo"
-    t0 = time.perf_counter()
     assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
-    first = time.perf_counter() - t0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-2].startswith("frame-level AVGF1 (test): ") and lines[-1].startswith("video-level AVGF1 (test, ")
 
@@ -108,8 +100,16 @@ def test_quick_demo_end_to_end_and_resume(tmp_path, capsys):
                  "timeline-0.png", "timeline-1.png"):
         assert (report / name).stat().st_size > 0, name
     m = json.loads((report / "metrics.json").read_text())
-    for level in [m["frame"]] + list(m["videos"].values()):
-        assert _finite(level["avgf1"]) and 0.0 <= level["avgf1"] <= 1.0
+    run = out / "runs" / "BAH_DB" / "fold-0" / "id_demo-quick"
+    # the report (bah.report) and the trainer's test pass (bah.train) score the same predictions
+    perf = yaml.safe_load((run / "perf-test.yml").read_text())
+    assert m["frame"]["avgf1"] == pytest.approx(perf["perfs_frames"]["MACRO_F1"], abs=1e-12)
+    # the video headline is the run's stored rule, fitted on validation, and it is what was printed
+    assert m["video_headline"] == "DECISION"
+    assert m["video_decision"] == json.loads((run / "video-decision.json").read_text()) == perf["video_decision"]
+    assert m["video_decision"]["fitted_on"] == "val" and m["video_decision"]["aggregation"] == "vote"
+    assert m["videos"]["DECISION"]["avgf1"] == pytest.approx(perf["perfs_videos"]["DECISION"]["MACRO_F1"], abs=1e-12)
+    assert float(lines[-1].rsplit(" ", 1)[1]) == pytest.approx(m["videos"]["DECISION"]["avgf1"], abs=1e-4)
     assert m["frame"]["n"] == sum(v["n_frames"] for v in json.loads(
         (out / "work" / "dataset_index.json").read_text())["videos"] if v["split"] == "test")
     assert float(lines[-2].rsplit(" ", 1)[1]) == pytest.approx(m["frame"]["avgf1"], abs=1e-4)
@@ -120,12 +120,10 @@ def test_quick_demo_end_to_end_and_resume(tmp_path, capsys):
     # a second run skips every finished step and regenerates nothing
     mp4 = next((out / "data" / "Videos").rglob("*.mp4"))
     stamp = mp4.stat().st_mtime_ns
-    t0 = time.perf_counter()
     assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
-    again = time.perf_counter() - t0
     text = capsys.readouterr().out
     assert text.count("already complete") == len(STEPS.ordered())
-    assert mp4.stat().st_mtime_ns == stamp and again < max(10.0, first / 3)
+    assert mp4.stat().st_mtime_ns == stamp
 
     # an interrupted run: the features step never recorded its end, the run lost its report
     (out / "pipeline" / "steps" / "features.json").unlink()

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bah.metrics import frame as M
+from bah import metrics as M
 from bah.metrics import plots as P
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -55,6 +55,17 @@ def test_learning_curves_from_csv_and_dataframe(tmp_path):
     with pytest.raises(ValueError, match="summary.csv: no epochs"):
         (tmp_path / "summary.csv").write_text("epoch,train_loss\n")
         P.plot_learning_curves(tmp_path / "summary.csv", tmp_path / "x.png")
+
+
+def test_learning_curves_mark_the_best_epoch(tmp_path):
+    df = pd.DataFrame({"epoch": [0, 1, 2, 3], "train_loss": [0.9, 0.7, 0.6, 0.55], "val_loss": [1.0, 0.8, 0.75, 0.77],
+                       "val_frame_avgf1": [0.45, 0.55, 0.6, 0.58], "best_epoch": [0, 1, 2, 2]})
+    plain = _png(P.plot_learning_curves(df.drop(columns="best_epoch"), tmp_path / "plain.png"))
+    from_column = _png(P.plot_learning_curves(df, tmp_path / "col.png"))
+    explicit = _png(P.plot_learning_curves(df.drop(columns="best_epoch"), tmp_path / "two.png", best_epoch=2))
+    other = _png(P.plot_learning_curves(df.drop(columns="best_epoch"), tmp_path / "one.png", best_epoch=1))
+    assert np.array_equal(from_column, explicit)  # the column's last value is the selected epoch
+    assert not np.array_equal(plain, explicit) and not np.array_equal(explicit, other)
 
 
 def test_confusion_matrix_from_metrics_and_counts(tmp_path, scored):

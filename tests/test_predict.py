@@ -139,7 +139,7 @@ def test_training_run_records_its_preprocessing(trained):
 def test_predict_reproduces_the_trainers_test_predictions(trained, predictor, tmp_path):
     """Same preprocessing as training: on the test videos (with their transcripts) predict gives the
     probabilities the trainer's own evaluation stored in prediction-test.pkl."""
-    from bah.metrics.frame import softmax
+    from bah.metrics import softmax
 
     with open(trained["run"] / "prediction-test.pkl", "rb") as fh:
         ref = pickle.load(fh)
@@ -148,6 +148,23 @@ def test_predict_reproduces_the_trainers_test_predictions(trained, predictor, tm
         res = predictor.predict(Path(rec.path), rec.transcript, tmp_path)
         np.testing.assert_allclose(res.logits, p["logits"], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(res.probs, softmax(p["logits"].astype(np.float64))[:, 1], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_predict_gives_the_evaluations_video_decision(trained, predictor, tmp_path):
+    from bah.train.cli import main as train_main
+
+    run = trained["run"]
+    assert train_main(["--mode", "EVALUATION", "--fd_exp", str(run), "--eval_set", "test", "--num_workers", "0",
+                       "--verbose", "False"]) == 0
+    perf = yaml.safe_load((run / "eval-test" / "perf-test.yml").read_text())
+    assert perf["video_decision"] == json.loads((run / "video-decision.json").read_text())
+    assert len(perf["video_decisions"]) == len(trained["manifest"]) // 3  # the test videos
+    for vid, ev in perf["video_decisions"].items():
+        rec = trained["manifest"][vid]
+        res = predictor.predict(Path(rec.path), rec.transcript, tmp_path)
+        assert res.aggregation == perf["video_decision"]["case_best_model"]
+        assert res.probability == pytest.approx(ev["score"], abs=1e-6) and res.decision == ev["ah"]
 
 
 @pytest.mark.slow
@@ -182,8 +199,10 @@ def test_predict_outputs_on_an_unseen_video(trained, tmp_path):
     doc = json.loads((out / "new clip.segments.json").read_text())
     assert doc["n_frames"] == 45 and doc["threshold"] == 0.4 and doc["min_segment_s"] == 0.2
     d = doc["video_decision"]
-    assert d["label"] in ("With A-H", "No A-H") and 0 <= d["probability"] <= 1
-    assert d["ah"] == (d["probability"] >= 0.4)
+    stored = json.loads((trained["run"] / "video-decision.json").read_text())
+    # the video decision is the run's stored rule, not --threshold
+    assert d["aggregation"] == stored["case_best_model"] and d["rule"] == f"score >= {stored['threshold']} (fitted on val)"
+    assert d["label"] == ("With A-H" if d["ah"] else "No A-H")
     for s in doc["segments"]:
         assert 0 <= s["start_s"] < s["end_s"] <= 3.0 + 1e-6 and s["end_s"] - s["start_s"] >= 0.2 - 1e-6
         assert (frames["p_ah"][s["start_frame"]:s["end_frame"] + 1] >= 0.4).all()
@@ -285,8 +304,9 @@ def test_run_with_a_changed_record_version_is_refused(trained, tmp_path):
 @pytest.mark.slow
 def test_run_without_visual_modality_skips_faces(trained, tmp_path):
     rec = next(iter(trained["manifest"].values()))
-    res = predict_video(Path(rec.path), trained["run_av"], transcript=rec.transcript, out_dir=tmp_path, progress=False)
-    assert res.face_detected is None and "faces" in res.seconds and res.seconds["faces"] < 0.5
+    pr = Predictor(trained["run_av"], device="cpu", progress=False)
+    res = pr.predict(Path(rec.path), rec.transcript, tmp_path)
+    assert res.face_detected is None and pr._aligner is None  # no face detector was even built
     stem = Path(rec.path).stem
     doc = json.loads((tmp_path / f"{stem}.segments.json").read_text())
     assert doc["frames_with_face"] is None and not doc["visual_masked"] and doc["modalities"] == ["logmel", "bert"]

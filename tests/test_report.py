@@ -96,3 +96,19 @@ def test_command_prints_the_two_figures_last(tmp_path, capsys):
     assert cli.main(["report", str(run), "--timelines", "1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-2].startswith("frame-level AVGF1 1.0000") and lines[-1].startswith("video-level AVGF1 1.0000")
+
+
+def test_headline_is_the_runs_stored_video_decision(tmp_path):
+    from bah.metrics import VideoDecision
+
+    run = _run_folder(tmp_path)
+    # a stored rule that calls only the video with 30 % A/H frames positive (a: 20 %, c: 30 %)
+    (run / "video-decision.json").write_text(json.dumps(VideoDecision("vote", 0.25, fitted_on="val").to_dict()))
+    r = write_report(run, n_timelines=1)
+    assert r.video_headline == "DECISION"
+    assert r.video_avgf1 == pytest.approx(r.videos["DECISION"]["avgf1"])
+    assert r.videos["DECISION"]["f1_pos"] == pytest.approx(2 / 3) and r.videos[ANY_NAME]["f1_pos"] == 1.0
+    md = (run / "report" / "report.md").read_text()
+    assert "the run's video decision, fitted on val: A/H when FRAMES_VOTE score >= 0.2500" in md
+    m = json.loads((run / "report" / "metrics.json").read_text())
+    assert m["video_headline"] == "DECISION" and m["video_decision"]["threshold"] == 0.25

@@ -1,4 +1,6 @@
 """The trainer end to end on tiny arrays: every model, resume, run folder, evaluation, bad input."""
+import csv
+import json
 import pickle
 
 import numpy as np
@@ -96,9 +98,19 @@ def _all_models():
 @pytest.mark.slow
 @pytest.mark.parametrize("model", _all_models())
 def test_two_epochs_every_model(arrays, tmp_path, model):
+    from bah.metrics import frame_metrics
+
     res = train(parse_options(_argv(arrays, tmp_path, model, model=model, modality=_modality_for(model))))
-    assert len(res["history"]) == 2 and np.isfinite(res["history"][-1]["train_loss"])
-    assert 0 <= res["test"]["frame_avgf1"] <= 1
+    h = res["history"]
+    assert [r["epoch"] for r in h] == [0, 1]
+    # feature 0 carries the label: the second epoch fits the training windows better than the first
+    assert h[1]["train_loss"] < h[0]["train_loss"]
+    # the reported test scores are those of the stored test predictions of the selected model
+    preds = pickle.load(open(res["run"] / "prediction-test.pkl", "rb"))
+    m = frame_metrics(np.concatenate([p["labels"] for p in preds.values()]),
+                      logits=np.concatenate([p["logits"] for p in preds.values()]))
+    assert res["test"]["frame_avgf1"] == m["avgf1"] and res["test"]["frame_acc"] == m["acc"]
+    assert res["best_epoch"] == int(np.argmax([r["val_frame_avgf1"] for r in h]))
 
 
 @pytest.mark.slow
@@ -118,6 +130,14 @@ def test_run_folder_contents_and_no_silent_overwrite(arrays, tmp_path):
     assert len(preds) == 3 and all(set(p) == {"labels", "logits", "g_labels"} for p in preds.values())
     assert sum(len(p["labels"]) for p in preds.values()) == sum(LENGTHS["test"])  # padded frames not scored
     assert (d / "metrics.csv").read_text().count("\n") == 3
+    # the validation loss is the training loss on the validation frames of each epoch
+    rows = list(csv.DictReader(open(d / "metrics.csv")))
+    best = int(rows[-1]["best_epoch"])
+    val = pickle.load(open(d / "prediction-val.pkl", "rb"))  # written at the best epoch
+    ce = torch.nn.functional.cross_entropy(torch.from_numpy(np.concatenate([p["logits"] for p in val.values()])).double(),
+                                           torch.from_numpy(np.concatenate([p["labels"] for p in val.values()])))
+    assert float(rows[best]["val_loss"]) == pytest.approx(ce.item(), rel=1e-9)
+    assert float(rows[best]["val_frame_loss"]) == float(rows[best]["val_loss"])
     ck = load_checkpoint(d / "checkpoints" / "last.pth")
     assert {"model", "optimizer", "lr_scheduler", "scaler", "epoch", "best_metric", "early_stopping", "rng",
             "options"} <= set(ck) and ck["options"]["effective_lr"] == 0.05
@@ -151,21 +171,39 @@ def test_resume_after_kill_gives_the_same_metrics(arrays, tmp_path, monkeypatch)
     assert [h["lr"] for h in resumed["history"]] == [0.01, 0.005, 0.0025]
 
 
-def test_early_stopping_stops_training(arrays, tmp_path):
-    res = train(parse_options(_argv(arrays, tmp_path, "es", "--num_epochs", "20", "--early_stopping", "1",
-                                    "--min_num_epochs", "2", "--opt__lr", "1e-9")))
-    assert len(res["history"]) < 20
+@pytest.mark.parametrize("min_epochs, stops_after", [(2, 2), (5, 5)])
+def test_early_stopping_stops_training(arrays, tmp_path, min_epochs, stops_after):
+    # lr 1e-9: the model never changes, so only epoch 0 improves (ties do not, outside compat);
+    # patience 1 is reached at epoch 1, and the stop waits for --min_num_epochs epochs
+    res = train(parse_options(_argv(arrays, tmp_path, f"es{min_epochs}", "--num_epochs", "20", "--early_stopping",
+                                    "1", "--min_num_epochs", str(min_epochs), "--opt__lr", "1e-9")))
+    assert len(res["history"]) == stops_after and res["best_epoch"] == 0
 
 
 @pytest.mark.slow
 def test_evaluation_mode_on_a_saved_run(arrays, tmp_path):
     res = train(parse_options(_argv(arrays, tmp_path, "ev")))
+    run = res["run"]
     for split in ("val", "train"):
-        assert main(["--mode", "EVALUATION", "--fd_exp", str(res["run"]), "--eval_set", split,
+        assert main(["--mode", "EVALUATION", "--fd_exp", str(run), "--eval_set", split,
                      "--case_best_model", "FRAMES_VOTE", "--verbose", "False", "--num_workers", "0",
                      "--output_root", str(tmp_path)]) == 0
-        perf = yaml.safe_load((res["run"] / f"eval-{split}" / f"perf-{split}.yml").read_text())
-        assert perf["split"] == split and perf["case_best_model"] == "FRAMES_VOTE"
+        perf = yaml.safe_load((run / f"eval-{split}" / f"perf-{split}.yml").read_text())
+        assert perf["split"] == split and perf["perfs_case_best_model"] == perf["perfs_videos"]["FRAMES_VOTE"]
+        assert perf["video_decision"] == json.loads((run / "video-decision.json").read_text())
+    # the best model re-scores the validation videos exactly as training stored them at the best epoch
+    trained = pickle.load(open(run / "prediction-val.pkl", "rb"))
+    again = pickle.load(open(run / "eval-val" / "prediction-val.pkl", "rb"))
+    assert trained.keys() == again.keys()
+    for vid in trained:
+        np.testing.assert_allclose(again[vid]["logits"], trained[vid]["logits"], rtol=0, atol=1e-6)
+    val_perf = yaml.safe_load((run / "perf-val.yml").read_text())
+    again_perf = yaml.safe_load((run / "eval-val" / "perf-val.yml").read_text())["perfs_frames"]
+    assert again_perf.pop("CONFUSION_MATRIX") == val_perf["perfs_frames"].pop("CONFUSION_MATRIX")
+    assert again_perf == pytest.approx(val_perf["perfs_frames"], abs=1e-9)
+    # the train split is scored on whole videos, every frame once
+    train_preds = pickle.load(open(run / "eval-train" / "prediction-train.pkl", "rb"))
+    assert sorted(len(p["labels"]) for p in train_preds.values()) == sorted(LENGTHS["train"])
     test_perf = yaml.safe_load((res["run"] / "perf-test.yml").read_text())
     assert main(["--mode", "EVALUATION", "--fd_exp", str(res["run"] / "best-model"), "--eval_set", "test",
                  "--verbose", "False", "--num_workers", "0", "--output_root", str(tmp_path)]) == 0
@@ -209,7 +247,14 @@ def test_empty_split_and_missing_index_fail_clearly(tmp_path):
 def test_amp_one_code_path(arrays, tmp_path, dtype):
     res = train(parse_options(_argv(arrays, tmp_path, "amp" + dtype, "--amp", "True", "--amp_dtype", dtype,
                                     "--num_epochs", "1")))
-    assert np.isfinite(res["history"][0]["train_loss"])
+    ck = load_checkpoint(res["run"] / "checkpoints" / "last.pth")
+    if dtype == "bfloat16":
+        assert ck["scaler"] is None  # bf16 needs no loss scaling
+    else:
+        # every optimiser step went through the scaler: no overflow, so the scale is still the
+        # initial 2**16 and the growth tracker counts the steps of the epoch
+        steps = -(-res["history"][0]["train_windows"] // 4)  # batches of 4 windows
+        assert ck["scaler"]["scale"] == 2.0 ** 16 and ck["scaler"]["_growth_tracker"] == steps
 
 
 def test_gradual_release_adds_backbone_groups():
@@ -261,3 +306,50 @@ def test_bah_train_and_evaluate_commands(arrays, tmp_path):
     assert bah_main(["evaluate", "--fd_exp", str(run), "--eval_set", "val", "--num_workers", "0",
                      "--output_root", str(tmp_path)]) == 0
     assert (run / "eval-val" / "perf-val.yml").is_file()
+
+
+def _crafted_logits(labels, video_label, epoch):
+    """Epoch 0: every frame right (frame AVGF1 1) but the mean logit of an A/H video below every
+    other video's (its non-A/H frames are very confident). Epoch 1: half of the A/H frames missed
+    (frame AVGF1 < 1) but the A/H videos' mean logits above the others' (video AVGF1 1)."""
+    n = len(labels)
+    d = np.empty(n)
+    if epoch == 0:
+        d[:] = -0.1 if video_label == 0 else -5.0
+        d[labels == 1] = 0.1
+    else:
+        d[:] = -1.0 if video_label == 0 else -0.2
+        on = np.flatnonzero(labels == 1)
+        d[on[: (len(on) + 1) // 2]] = 3.0
+    return np.stack([np.zeros(n), d], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("eval_metric, best", [("AVGF1", 0), ("VIDEO_AVGF1", 1)])
+def test_video_level_and_frame_level_selection_pick_different_epochs(tmp_path, monkeypatch, eval_metric, best):
+    data = write_synthetic_arrays(tmp_path / "d", {"train": [40, 40], "val": [48] * 6, "test": [40, 44]},
+                                  {"vggish": 4}, seed=3)
+    real = engine.predict
+
+    def crafted(model, loader, device, **kw):
+        preds = real(model, loader, device, **kw)
+        if kw.get("desc", "").startswith("val "):
+            epoch = int(kw["desc"].split()[1])
+            for p in preds.values():
+                p["logits"] = _crafted_logits(p["labels"], int(p["g_labels"][0]), epoch)
+        return preds
+
+    monkeypatch.setattr(engine, "predict", crafted)
+    res = train(parse_options(_argv(data, tmp_path, "sel", "--eval_metric", eval_metric, "--case_best_model",
+                                    "FRAMES_AVG_LOGITS", "--early_stopping", "0", model="can", modality="vggish")))
+    val = [{k[4:]: v for k, v in h.items() if k.startswith("val_")} for h in res["history"]]
+    g = [int(p["g_labels"][0]) for p in pickle.load(open(res["run"] / "prediction-val.pkl", "rb")).values()]
+    assert 0 < sum(g) < len(g)  # both classes among the validation videos
+    assert val[0]["frame_avgf1"] == 1.0 and val[1]["frame_avgf1"] < 1.0
+    assert val[1]["video_decision_avgf1"] == 1.0 and val[0]["video_decision_avgf1"] < 1.0
+    assert res["best_epoch"] == best
+    # the rule of the selected epoch is the one stored and applied to the test split
+    stored = json.loads((res["run"] / "best-model" / "video-decision.json").read_text())
+    assert stored["aggregation"] == "mean_logit" and stored["threshold"] == res["video_decision"].threshold
+    assert stored["threshold"] == val[best]["video_threshold"]
+    perf = yaml.safe_load((res["run"] / "perf-test.yml").read_text())
+    assert perf["video_decision"]["threshold"] == stored["threshold"] and "DECISION" in perf["perfs_videos"]

@@ -1,13 +1,28 @@
-"""DDP: torchrun with 2 CPU processes on gloo trains, gathers metrics, and only rank 0 writes."""
+"""DDP: torchrun with 2 CPU processes on gloo trains, gathers metrics, and only rank 0 writes; with
+gradual backbone release 2 gloo ranks equal 1 process with the same global batch.
+
+The toy model has a frozen ``backbone`` released in two groups at epochs 1 and 2 by the trainer's
+own ``release_backbone``; the trainer's ``wrap_ddp`` is rebuilt at each release, as in
+``bah.train.trainer.train``. Each rank takes every other sample of a global batch of 4 and DDP
+averages the ranks' gradients, which is the 1-process gradient of the whole batch, so the weights
+agree to float32 rounding (stated tolerance: 1e-6 absolute). Without the rebuild, released
+layers are never all-reduced and the ranks drift apart, which the last test shows.
+"""
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 import yaml
 
 from bah.train.dataset import write_synthetic_arrays
+from bah.train.distributed import DistInfo
+from bah.train.options import parse_options
+from bah.train.trainer import release_backbone, wrap_ddp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,3 +53,75 @@ def test_torchrun_two_gloo_processes(tmp_path):
     assert len(preds) == 3  # videos split across ranks, gathered on rank 0
     assert (run / "passed.txt").exists() and perf["split"] == "test"
     assert len(list(run.glob("log*.txt"))) == 1
+
+TOL = 1e-6
+EPOCHS, STEPS, GLOBAL_BATCH = 3, 2, 4
+
+
+class Toy(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8),
+                                            torch.nn.Tanh())
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        self.head = torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+def _train(rank: int, world: int, rewrap: bool) -> dict:
+    torch.manual_seed(0)
+    base = Toy()
+    o = parse_options(["--dataset_path", "d", "--output_root", "r", "--opt__milestone", "1,2",
+                       "--opt__release_count", "2", "--opt__weight_decay", "0"])
+    opt = torch.optim.SGD([p for p in base.parameters() if p.requires_grad], lr=0.5, momentum=0.9)
+    info = DistInfo(rank, world, rank, torch.device("cpu"))
+    model, released = wrap_ddp(base, info), 0
+    data = torch.Generator().manual_seed(1)
+    for epoch in range(EPOCHS):
+        now = release_backbone(base, opt, o, epoch, released)
+        if now != released and rewrap:
+            model = wrap_ddp(base, info)
+        released = now
+        for _ in range(STEPS):
+            x = torch.randn(GLOBAL_BATCH, 4, generator=data)
+            y = (x[:, 0] > 0).long()
+            loss = torch.nn.functional.cross_entropy(model(x[rank::world]), y[rank::world])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert released == 2
+    return {k: v.detach().clone() for k, v in base.state_dict().items()}
+
+
+def _worker(rank, world, store, rewrap, out):
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        torch.save(_train(rank, world, rewrap), f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def _two_ranks(tmp_path, rewrap):
+    mp.spawn(_worker, args=(2, tmp_path / f"store{rewrap}", rewrap, tmp_path / f"sd{rewrap}"), nprocs=2, join=True)
+    return [torch.load(tmp_path / f"sd{rewrap}.{r}", weights_only=True) for r in (0, 1)]
+
+
+def test_two_gloo_ranks_with_gradual_release_equal_one_process(tmp_path):
+    one = _train(0, 1, rewrap=True)
+    r0, r1 = _two_ranks(tmp_path, rewrap=True)
+    for k in one:
+        torch.testing.assert_close(r0[k], one[k], rtol=0, atol=TOL)
+        torch.testing.assert_close(r1[k], one[k], rtol=0, atol=TOL)
+    # the released backbone layers did train
+    torch.manual_seed(0)
+    start = Toy().state_dict()
+    assert not torch.equal(one["backbone.0.weight"], start["backbone.0.weight"])
+
+
+def test_without_a_new_wrapper_the_released_layers_drift_between_ranks(tmp_path):
+    r0, r1 = _two_ranks(tmp_path, rewrap=False)
+    assert torch.equal(r0["head.weight"], r1["head.weight"])  # registered at wrapping: all-reduced
+    assert (r0["backbone.2.weight"] - r1["backbone.2.weight"]).abs().max() > 1e-3

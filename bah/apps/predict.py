@@ -71,25 +71,16 @@ def _load_stats(path: Path) -> Dict[str, Any]:
 
 
 def _run_options(cfg: Mapping[str, Any], run: Path):
-    """The run's options re-parsed by the trainer's parser (so model settings mean what they meant)."""
-    from bah.train.options import OptionsError, get_args_parser, parse_options
+    """The run's options, read as the trainer's EVALUATION mode reads them."""
+    from bah.train.options import OptionsError
+    from bah.train.saved_run import options_from_run
 
-    parser = get_args_parser()
-    known = {a.dest for a in parser._actions}
-    base = {k: v for k, v in cfg.items() if k in known and v is not None}
     # the weights come from the run: no IR-50 file or previous run is needed to rebuild the model
-    base.update(mode="TRAINING", dataset_path=str(cfg.get("dataset_path") or run), load_path=None,
-                use_pretrained_w=False, fd_exp=None, output_root=str(run.parent), num_workers=0, verbose=False)
-    argv: List[str] = []
-    for k, v in base.items():
-        if v is None or k == "config":
-            continue
-        if isinstance(v, list):
-            v = ",".join(str(x) for x in v)
-        argv += [f"--{k}", str(v)]
     try:
-        return parse_options(argv, parser)
-    except (OptionsError, SystemExit) as exc:
+        return options_from_run(run, dataset_path=str(cfg.get("dataset_path") or run), load_path=None,
+                                use_pretrained_w=False, output_root=str(run.parent), num_workers=0,
+                                verbose=False).options
+    except OptionsError as exc:
         raise PredictError(f"{run / 'config.yml'}: options this version cannot read ({exc})") from None
 
 
@@ -213,7 +204,7 @@ class Predictor:
     def __init__(self, run_dir: Path, device: str = "auto", chunk_frames: int = DEFAULT_CHUNK,
                  aggregation: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None,
                  progress: bool = True):
-        from bah.metrics.frame import VIDEO_AGGREGATIONS
+        from bah.metrics.video import VIDEO_AGGREGATIONS
 
         self.spec = load_run(run_dir)
         o = self.spec.options
@@ -223,8 +214,18 @@ class Predictor:
             raise PredictError(f"--chunk-frames must be >= 2, got {chunk_frames}")
         self.chunk = int(chunk_frames)
         by_original = {a.original_name: a.name for a in (VIDEO_AGGREGATIONS.get(n) for n in VIDEO_AGGREGATIONS.list())}
-        self.aggregation = aggregation or by_original.get(str(o.case_best_model).upper(), "mean_logit")
+        from bah.train.run_folder import load_video_decision
+
+        try:
+            self.decision = load_video_decision(self.spec.path)
+        except ValueError as exc:
+            raise PredictError(str(exc)) from None
+        default = self.decision.aggregation if self.decision else by_original.get(str(o.case_best_model).upper(),
+                                                                                    "mean_logit")
+        self.aggregation = aggregation or default
         VIDEO_AGGREGATIONS.get(self.aggregation)
+        if self.decision is not None and self.aggregation != self.decision.aggregation:
+            self.decision = None  # the stored threshold belongs to another score: argmax of this aggregation
         self.progress = progress
         self.model = build_run_model(self.spec, self.device)
         self.modalities = list(o.feature_modalities)
@@ -477,13 +478,15 @@ class Predictor:
 
     def _finish(self, video, info, fps, logits, detected, notes, out_dir, threshold, min_segment, seconds,
                 times=None):
-        from bah.metrics.frame import VIDEO_AGGREGATIONS, softmax, video_aggregate
+        from bah.metrics import VIDEO_AGGREGATIONS, softmax, video_aggregate
 
         n = len(logits)
         probs = softmax(logits.astype(np.float64))[:, 1]
         vs = video_aggregate(np.zeros(n, np.int64), logits, np.zeros(1, np.int64), how=self.aggregation)
         prob = float(vs.score[0])
-        decision = int(prob >= threshold)
+        # the run's stored rule (threshold fitted on validation), as its evaluation decides; a run
+        # without one: the aggregation's argmax, the original's rule
+        decision = int(self.decision.decide(vs.score)[0]) if self.decision else int(vs.pred[0])
         if times is not None and len(times) != n:
             times = None  # a run whose model changed the length: fall back to i/fps
         segs = find_segments(probs, fps, threshold, min_segment, times=times)
@@ -527,7 +530,9 @@ class Predictor:
             "threshold": pred.threshold,
             "min_segment_s": min_segment,
             "video_decision": {"label": LABEL_NAMES[pred.decision], "ah": bool(pred.decision),
-                               "probability": round(pred.probability, 6), "aggregation": pred.aggregation},
+                               "probability": round(pred.probability, 6), "aggregation": pred.aggregation,
+                               "rule": (f"score >= {self.decision.threshold} (fitted on {self.decision.fitted_on})"
+                                        if self.decision else "argmax of the aggregated frames")},
             "segments": [dataclasses.asdict(s) for s in pred.segments],
             "frames_with_face": None if pred.face_detected is None else int(pred.face_detected.sum()),
             "visual_masked": pred.face_detected is not None and not pred.face_detected.any(),
@@ -569,7 +574,7 @@ def predict_video(video: Path, run_dir: Path, transcript: "Optional[str | Path]"
 
 # --------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from bah.metrics.frame import VIDEO_AGGREGATIONS
+    from bah.metrics.video import VIDEO_AGGREGATIONS
 
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video file(s) to predict")
     parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a finished training run folder")
@@ -578,10 +583,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "offline (Whisper tiny.en)")
     parser.add_argument("--out-dir", dest="out_dir", default=None,
                         help="old name of --out: the output folder (default RUN_DIR/predictions)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="P(A/H) threshold for segments and the video decision")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="P(A/H) threshold of the frame segments (the video decision uses the run's stored rule)")
     parser.add_argument("--min-segment", type=float, default=0.0, metavar="SECONDS", help="drop shorter A/H segments")
     parser.add_argument("--aggregation", default=None, choices=VIDEO_AGGREGATIONS.list(),
-                        help="video-level aggregation (default: the run's --case_best_model)")
+                        help="video-level aggregation (default: the run's stored video decision; another one "
+                        "decides by its argmax)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda:N")
     parser.add_argument("--chunk-frames", type=int, default=DEFAULT_CHUNK,
                         help="frames per model pass; longer videos run in overlapping stitched chunks")

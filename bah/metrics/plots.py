@@ -13,8 +13,9 @@ from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from bah.metrics import frame as M
+from bah import metrics as M
 from bah.core.files import atomic_path
+from bah.metrics.inputs import _labels, _to_numpy, _two_columns
 
 __all__ = [
     "CLASS_NAMES",
@@ -53,8 +54,9 @@ def _save(fig, dest: PathLike) -> Path:
 
 # --------------------------------------------------------------------------- learning curves
 def plot_learning_curves(history: Any, dest: PathLike, metrics: Optional[Sequence[str]] = None,
-                         title: Optional[str] = None) -> Path:
-    """Loss and metrics per epoch, train vs val.
+                         title: Optional[str] = None, best_epoch: Optional[int] = None) -> Path:
+    """Loss and metrics per epoch, train vs val; a dashed vertical line marks the selected
+    epoch (``best_epoch``, default the last value of a ``best_epoch`` column when there is one).
 
     history: a DataFrame or the path of a CSV (``summary.csv``) with one row per epoch and
     columns ``epoch`` (optional; else the row number + 1), ``train_<name>`` / ``val_<name>``
@@ -94,6 +96,10 @@ def plot_learning_curves(history: Any, dest: PathLike, metrics: Optional[Sequenc
         if missing:
             raise ValueError(f"{where}: no train_/val_ column for {missing}; available: {names}")
     panels = (["loss"] if "loss" in names else []) + list(metrics)
+    if best_epoch is None and "best_epoch" in df.columns and df["best_epoch"].notna().any():
+        best_epoch = int(df["best_epoch"].dropna().iloc[-1])
+    if best_epoch is not None and best_epoch < 0:
+        best_epoch = None  # no epoch improved
     fig = _figure(4.2 * len(panels), 3.6)
     for i, name in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
@@ -101,6 +107,8 @@ def plot_learning_curves(history: Any, dest: PathLike, metrics: Optional[Sequenc
             col = f"{split}_{name}"
             if col in df.columns:
                 ax.plot(x, df[col].to_numpy(dtype=float), style, ms=3, label=split)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="tab:green", ls="--", lw=1, label=f"best (epoch {best_epoch})")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
@@ -134,7 +142,7 @@ def _default_curve_metrics(names: Sequence[str]) -> list:
 def plot_confusion_matrix(counts: Any, dest: PathLike, class_names: Sequence[str] = CLASS_NAMES,
                           title: Optional[str] = None) -> Path:
     """Row-normalised confusion matrix (rows = true class), each cell annotated with the
-    fraction and the raw count. counts: 2x2 integer counts, or a :func:`bah.metrics.frame.frame_metrics`
+    fraction and the raw count. counts: 2x2 integer counts, or a :func:`bah.metrics.frame_metrics`
     dict (its ``confusion_counts``)."""
     if isinstance(counts, Mapping):
         if "confusion_counts" not in counts:
@@ -165,12 +173,12 @@ def plot_confusion_matrix(counts: Any, dest: PathLike, class_names: Sequence[str
 
 # --------------------------------------------------------------------------- PR / ROC
 def _scores(labels: Any, logits: Any = None, probs: Any = None) -> Tuple[np.ndarray, np.ndarray]:
-    y = M._labels(labels)
+    y = _labels(labels)
     if logits is not None:
-        s = M.softmax(M._two_columns(logits, "logits", y.shape[0]))[:, 1]
+        s = M.softmax(_two_columns(logits, "logits", y.shape[0]))[:, 1]
     elif probs is not None:
-        p = M._to_numpy(probs, "probs")
-        s = (M._two_columns(p, "probs", y.shape[0])[:, 1] if p.ndim >= 2 and p.shape[-1] == 2
+        p = _to_numpy(probs, "probs")
+        s = (_two_columns(p, "probs", y.shape[0])[:, 1] if p.ndim >= 2 and p.shape[-1] == 2
              else p.reshape(-1)).astype(np.float64)
     else:
         raise ValueError("give logits or probs")
@@ -255,7 +263,7 @@ def plot_threshold_curve(thresholds: Any, f1: Any, dest: PathLike, chosen: float
 def ah_intervals(frame_labels: Any) -> np.ndarray:
     """Runs of 1s in a frame label vector as (k, 2) [start, end] frame indices, inclusive
     (the ``fr_detailed_ah`` convention)."""
-    y = M._labels(frame_labels, "frame_labels")
+    y = _labels(frame_labels, "frame_labels")
     edges = np.diff(np.r_[0, y, 0])
     starts = np.flatnonzero(edges == 1)
     ends = np.flatnonzero(edges == -1) - 1
@@ -272,12 +280,12 @@ def plot_video_timeline(dest: PathLike, frame_labels: Any = None, logits: Any = 
     is drawn as a horizontal line. x is in seconds (frame / fps).
     """
     if logits is not None:
-        lg = M._to_numpy(logits, "logits")
+        lg = _to_numpy(logits, "logits")
         if lg.ndim < 1 or lg.shape[-1] != 2:
             raise ValueError(f"logits: expected shape (N, 2), got {tuple(lg.shape)}")
         p = M.softmax(lg.reshape(-1, 2))[:, 1]
     elif probs is not None:
-        pr = M._to_numpy(probs, "probs")
+        pr = _to_numpy(probs, "probs")
         p = (pr.reshape(-1, 2)[:, 1] if pr.ndim >= 2 and pr.shape[-1] == 2 else pr.reshape(-1)).astype(np.float64)
     else:
         raise ValueError("plot_video_timeline: give logits or probs")
@@ -286,7 +294,7 @@ def plot_video_timeline(dest: PathLike, frame_labels: Any = None, logits: Any = 
     n = p.shape[0]
     y = None
     if frame_labels is not None:
-        y = M._labels(frame_labels, "frame_labels")
+        y = _labels(frame_labels, "frame_labels")
         if y.shape[0] != n:
             raise ValueError(f"frame_labels: {y.shape[0]} frames but the scores have {n}")
     if intervals is None:
@@ -316,7 +324,7 @@ def plot_video_timeline(dest: PathLike, frame_labels: Any = None, logits: Any = 
 # --------------------------------------------------------------------------- participants
 def plot_participant_bars(table: Any, dest: PathLike, metric: str = "avgf1",
                           title: Optional[str] = None) -> Path:
-    """Bar per participant of one metric (the table of :func:`bah.metrics.frame.participant_breakdown`),
+    """Bar per participant of one metric (the table of :func:`bah.metrics.participants.participant_breakdown`),
     with the mean and a +-1 std band over participants (NaN bars are left out and counted)."""
     import pandas as pd
 

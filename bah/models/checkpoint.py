@@ -129,3 +129,19 @@ def load_original_state_dict(model: nn.Module, path_or_sd: Union[str, Path, Mapp
         raise RuntimeError("\n  ".join(lines))
     model.load_state_dict(OrderedDict((k, v) for k, v in sd.items() if k in own), strict=False)
     return missing, unexpected
+
+
+_TCN_CONV = re.compile(r"^temporal\.([^.]+)\.network\.(\d+)\.conv1\.weight(?:_v)?$")
+
+
+def tcn_widths_of(sd: Mapping[str, Any]) -> Dict[str, List[int]]:
+    """{branch: TCN channel widths} read from a state dict's shapes (``temporal.<branch>.network.<i>.conv1``).
+
+    The original keeps its widths in code (``configs.py``), not in the run: a checkpoint trained
+    with other widths can only be rebuilt from its own shapes."""
+    levels: Dict[str, Dict[int, int]] = {}
+    for key, value in sd.items():
+        m = _TCN_CONV.match(key)
+        if m:
+            levels.setdefault(m.group(1), {})[int(m.group(2))] = int(value.shape[0])
+    return {b: [lv[i] for i in sorted(lv)] for b, lv in levels.items()}

@@ -55,6 +55,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _merge(dst: argparse.ArgumentParser, src: argparse.ArgumentParser) -> None:
+    """Copy the trainer's flags onto ``dst`` with no defaults, so that the parsed namespace holds
+    exactly the flags typed on the command line (they beat ``--config``); the help still shows
+    each default."""
     existing = {s for a in dst._actions for s in a.option_strings}
     for group in src._action_groups:
         if not group._group_actions:
@@ -63,18 +66,24 @@ def _merge(dst: argparse.ArgumentParser, src: argparse.ArgumentParser) -> None:
         for a in group._group_actions:
             if any(s in existing for s in a.option_strings):
                 continue
+            if a.default is not argparse.SUPPRESS:
+                a.help = f"{a.help or ''} (default: {a.default})".strip()
+                a.default = argparse.SUPPRESS
             g._add_action(a)
 
 
 def _options_from_bah(args: argparse.Namespace, mode: str) -> Options:
     parser = get_args_parser(add_help=False, include_common=True)
-    ns = argparse.Namespace(**{a.dest: getattr(args, a.dest, a.default) for a in parser._actions if a.dest != "help"})
+    dests = {a.dest: a.default for a in reversed(parser._actions) if a.dest != "help"}  # first action's default wins
+    # the trainer's flags have no default on bah's parser: present in args = typed (CLI > YAML > defaults)
+    given = {d for d in dests if d not in ("config", "verbose", "mode") and hasattr(args, d)}
+    ns = argparse.Namespace(**{d: getattr(args, d, default) for d, default in dests.items()})
     ns.mode = mode
     ns.verbose = True
-    if getattr(args, "out", None) and not ns.dataset_path:
+    if getattr(args, "out", None) and "dataset_path" not in given:
         ns.dataset_path = str(args.out)  # the pipeline's --out holds dataset_info.pkl and features/
-    # flags left at their built-in default may be set by the YAML file (CLI > YAML > defaults)
-    ns._given = {a.dest for a in parser._actions if a.dest != "help" and getattr(ns, a.dest, None) != a.default}
+        given.add("dataset_path")
+    ns._given = frozenset(given)
     if getattr(args, "out", None) and ns.output_root is None and not os.environ.get("BAH_RUNS"):
         # `bah train` writes only under --out (main.py keeps the original's ./exps); YAML may still set it
         ns.output_root = str(Path(args.out) / "runs")

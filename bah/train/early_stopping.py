@@ -1,33 +1,33 @@
-"""Early stopping on the validation metric: patience counted after ``min_epochs``."""
+"""Early stopping on the validation metric.
+
+Patience counts epochs without improvement from the first epoch on; ``min_epochs`` only delays
+the decision: training never stops before ``min_epochs`` epochs have run, and stops at the
+first epoch from then on whose count of epochs without improvement has reached ``patience``.
+"""
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, Optional
+
+from bah.metrics.selection import is_better
 
 
 class EarlyStopping:
     """``step(epoch, value) -> bool`` says whether to stop; ``improved`` says whether the value
-    is the best so far (ties count as improvement when ``ties_improve``, the original's ``>=``)."""
+    is the best so far for ``metric`` (a key of ``bah.metrics.METRICS``, plain or prefixed, which
+    says whether higher is better; ties count as improvement when ``ties_improve``, the
+    original's ``>=``)."""
 
-    def __init__(self, patience: int = 50, min_epochs: int = 0, higher_is_better: bool = True,
+    def __init__(self, patience: int = 50, min_epochs: int = 0, metric: str = "avgf1",
                  min_delta: float = 0.0, ties_improve: bool = False):
         self.patience, self.min_epochs = patience, min_epochs
-        self.higher_is_better, self.min_delta, self.ties_improve = higher_is_better, min_delta, ties_improve
+        self.metric, self.min_delta, self.ties_improve = metric, min_delta, ties_improve
         self.best: Optional[float] = None
         self.best_epoch = -1
         self.bad_epochs = 0
         self.improved = False
 
-    def _better(self, value: float) -> bool:
-        if value is None or math.isnan(value):
-            return False
-        if self.best is None:
-            return True
-        d = value - self.best if self.higher_is_better else self.best - value
-        return d >= self.min_delta if self.ties_improve else d > self.min_delta
-
     def step(self, epoch: int, value: float) -> bool:
-        self.improved = self._better(value)
+        self.improved = is_better(self.metric, value, self.best, self.min_delta, self.ties_improve)
         if self.improved:
             self.best, self.best_epoch, self.bad_epochs = float(value), epoch, 0
         else:

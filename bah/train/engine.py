@@ -208,11 +208,20 @@ def _windowed(model, batch, length: int, hop: int) -> torch.Tensor:
     return torch.stack(outs)
 
 
+def mean_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The training loss (``frame_loss``) over every scored frame, in float64: the validation loss."""
+    lg = np.asarray(logits, dtype=np.float64)
+    top = lg.max(axis=1)
+    lse = top + np.log(np.exp(lg - top[:, None]).sum(axis=1))
+    return float(np.mean(lse - lg[np.arange(lg.shape[0]), np.asarray(labels, dtype=np.int64)]))
+
+
 def score(preds: Mapping[str, Mapping[str, np.ndarray]], compat: bool = False) -> Dict[str, Any]:
-    """Frame-pooled metrics over every scored frame plus video-level metrics per aggregation.
+    """Frame-pooled metrics (and the mean cross-entropy, ``loss``) over every scored frame plus
+    video-level metrics per aggregation.
 
     Returns ``{"frame": {...}, "video": {FRAMES_VOTE: {...}, ...}, "flat": {frame_avgf1: ..., ...}}``."""
-    from bah.metrics import frame as met
+    from bah import metrics as met
 
     ids = [v for v in preds if len(preds[v]["labels"])]
     if not ids:
@@ -221,5 +230,6 @@ def score(preds: Mapping[str, Mapping[str, np.ndarray]], compat: bool = False) -
     logits = np.concatenate([np.asarray(preds[v]["logits"]) for v in ids])
     vidx = np.concatenate([np.full(len(preds[v]["labels"]), i, np.int64) for i, v in enumerate(ids)])
     frame = met.frame_metrics(labels, logits=logits, compat=compat)
+    frame["loss"] = mean_cross_entropy(logits, labels)
     video = met.video_metrics(vidx, logits, np.array([int(preds[v]["g_labels"][0]) for v in ids]), compat=compat)
     return {"frame": frame, "video": video, "flat": met.flatten_metrics(frame, video)}

@@ -236,7 +236,7 @@ def scheduler_kwargs(o: Any) -> Dict[str, Any]:
     name = o.opt__name_lr_scheduler if o.opt__lr_scheduler else "CONSTANT"
     return dict(name=name, step_size=o.opt__step_size, gamma=o.opt__gamma, min_lr=o.opt__min_lr,
                 last_epoch=o.opt__last_epoch, milestones=o.opt__milestones, t_max=o.opt__t_max,
-                coef=o.opt__coef, max_epochs=o.num_epochs, mode="MAX", factor=o.opt__factor,
+                coef=o.opt__coef, max_epochs=o.num_epochs, mode=o.effective_opt_mode, factor=o.opt__factor,
                 patience=o.opt__patience, warmup_epochs=o.warmup_epochs)
 
 

@@ -141,13 +141,21 @@ class RunFolder:
                   prefix: str = "") -> None:
         if not self.write:
             return
-        from bah.metrics.frame import to_original_keys
+        from bah.metrics import to_original_keys
 
         doc = {"dataset": dataset, "split": split, "perfs_frames": to_original_keys(scores["frame"]),
                "perfs_videos": {agg: to_original_keys(m) for agg, m in scores["video"].items()},
                "metrics": {k: float(v) for k, v in scores["flat"].items()}}
         doc.update(dict(extra or {}))
         write_yaml(self.path / f"{prefix}perf-{split}.yml", doc)
+
+    def save_video_decision(self, decision: Any, folder: Optional[Path] = None) -> None:
+        """``video-decision.json`` (``bah.metrics.VideoDecision``) in the run folder or ``folder``."""
+        if self.write and decision is not None:
+            from bah.core.files import write_json
+            from bah.metrics import DECISION_FILE
+
+            write_json(Path(folder or self.path) / DECISION_FILE, decision.to_dict())
 
     def save_preprocessing(self, dataset_path: Path, modality_dims: Mapping[str, Any],
                            stats: Mapping[str, Any], compat: bool, stats_splits: Sequence[str] = ()) -> None:
@@ -183,7 +191,7 @@ class RunFolder:
 
             steps.append(lambda: plots.plot_learning_curves(pd.DataFrame(list(history)), out / f"{prefix}curves.png"))
         if preds:
-            from bah.metrics.frame import frame_metrics
+            from bah.metrics import frame_metrics
 
             ids = [v for v in preds if len(preds[v]["labels"])]
             labels = np.concatenate([preds[v]["labels"] for v in ids])
@@ -197,6 +205,23 @@ class RunFolder:
             except (AttributeError, TypeError, ValueError) as exc:  # e.g. a PR curve without positives
                 log.warning("plot not written (%s)", exc)
         return written
+
+
+def load_video_decision(folder: Path) -> Optional[Any]:
+    """The stored video decision of a run (``video-decision.json`` in ``folder``, its
+    ``best-model/`` or its parent run folder); ``None`` for runs without one (the original's)."""
+    import json
+
+    from bah.metrics import DECISION_FILE, VideoDecision
+
+    folder = Path(folder)
+    for cand in (folder / DECISION_FILE, folder / "best-model" / DECISION_FILE, folder.parent / DECISION_FILE):
+        if cand.is_file():
+            try:
+                return VideoDecision.from_dict(json.loads(cand.read_text(encoding="utf-8")), str(cand))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{cand}: not valid JSON ({exc})") from None
+    return None
 
 
 def _stage_section(dataset_path: Path, stage: str) -> Optional[Dict[str, Any]]:

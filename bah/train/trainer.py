@@ -22,9 +22,12 @@ from bah.train.distributed import DistInfo, all_gather_objects, barrier, init_di
 from bah.train.early_stopping import EarlyStopping
 from bah.train.normalization import load_or_compute_stats
 from bah.train.optim import create_optimizer, create_scheduler, optimizer_kwargs, scheduler_kwargs
-from bah.train.options import SELECT_METRICS, Options, OptionsError, get_args_parser, parse_options
+from bah.metrics import (DECISION_NAME, VideoDecision, fit_video_decision, flatten_metrics, predictions_to_arrays,
+                         to_original_keys, video_aggregate, video_metrics)
+from bah.metrics.video import THRESHOLD_METRICS
+from bah.train.options import EVAL_METRICS, Options, OptionsError, aggregation_of, selection_key
 from bah.models.factory import build_model, fixed_length_of, load_pretrained, model_kwargs
-from bah.train.run_folder import RunFolder, run_dir
+from bah.train.run_folder import RunFolder, load_video_decision, run_dir
 
 log = logging.getLogger("bah.train")
 
@@ -98,6 +101,21 @@ def release_backbone(model, optimizer, o: Options, epoch: int, released: int) ->
     return released
 
 
+def wrap_ddp(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """DDP around ``model`` (or the model itself in one process).
+
+    DDP all-reduces only the parameters that required a gradient when it was built, so the
+    trainer builds a new wrapper each time backbone groups are released (:func:`release_backbone`);
+    the ranks' weights are equal at that point (every earlier step was all-reduced), so the
+    broadcast of the new wrapper changes nothing.
+    """
+    if not info.distributed:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+        find_unused_parameters=True)  # e.g. CAN's dead conv_c, JMT/MT's unused text branch
+
+
 # --------------------------------------------------------------------------- loaders
 def make_loader(ds: WindowDataset, batch: int, train: bool, o: Options, info: DistInfo, epoch_seed: int = 0):
     """Training: shuffled per epoch by ``loader.sampler.set_epoch``; build it once, so that
@@ -137,10 +155,52 @@ class TrainState:
     best_epoch: int = -1
     released: int = 0
     history: List[Dict[str, Any]] = field(default_factory=list)
+    decision: Optional[VideoDecision] = None  # the video decision fitted at the best epoch
 
 
 def select_key(o: Options) -> str:
-    return "frame_" + SELECT_METRICS[o.effective_eval_metric]
+    return selection_key(o.effective_eval_metric)
+
+
+# --------------------------------------------------------------------------- video decision
+def _video_arrays(preds: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
+    return predictions_to_arrays({v: p for v, p in preds.items() if len(p["labels"])})
+
+
+def fit_decision(preds: Mapping[str, Mapping[str, Any]], o: Options, split: str = "val") -> VideoDecision:
+    """The run's video decision fitted on ``preds`` (validation): the --case_best_model score
+    against the threshold of ``bah.metrics.fit_video_decision``, for the --eval_metric when it is a
+    video metric that depends on a threshold, else AVGF1."""
+    a = _video_arrays(preds)
+    how = aggregation_of(o.case_best_model)
+    vs = video_aggregate(a["video_idx"], a["logits"].astype(np.float64), a["labels_video"], how=how, compat=o.compat)
+    metric = EVAL_METRICS[o.effective_eval_metric]
+    return fit_video_decision(vs.label, vs.score, how, metric=metric if metric in THRESHOLD_METRICS else "avgf1",
+                              fitted_on=split)
+
+
+def decide_videos(preds: Mapping[str, Mapping[str, Any]], decision: VideoDecision,
+                  compat: bool = False) -> Dict[str, Dict[str, Any]]:
+    """Per video id: the stored rule's ``score`` and ``ah`` decision (what ``bah predict`` says)."""
+    a = _video_arrays(preds)
+    vs = video_aggregate(a["video_idx"], a["logits"].astype(np.float64), a["labels_video"], how=decision.aggregation,
+                         compat=compat)
+    return {a["video_ids"][int(v)]: {"score": float(sc), "ah": int(d), "label": int(lab)}
+            for v, sc, d, lab in zip(vs.video, vs.score, decision.decide(vs.score), vs.label)}
+
+
+def score_split(preds: Mapping[str, Mapping[str, Any]], o: Options,
+                decision: Optional[VideoDecision]) -> Dict[str, Any]:
+    """``engine.score`` plus, with a decision, its video metrics (``video[DECISION]`` and
+    ``flat["video_decision_<metric>"]``)."""
+    scores = engine.score(preds, compat=o.compat)
+    if decision is not None:
+        a = _video_arrays(preds)
+        d = video_metrics(a["video_idx"], a["logits"].astype(np.float64), a["labels_video"], hows=(),
+                          compat=o.compat, decision=decision)[DECISION_NAME]
+        scores["video"][DECISION_NAME] = d
+        scores["flat"].update(flatten_metrics(video={DECISION_NAME: d}))
+    return scores
 
 
 def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") -> Dict[str, Any]:
@@ -177,11 +237,12 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
     optimizer = create_optimizer(model, **optimizer_kwargs(o))
     scheduler = create_scheduler(optimizer, **scheduler_kwargs(o))
     scaler = engine.make_scaler(info.device, o.amp, o.amp_dtype)
-    stopper = EarlyStopping(o.early_stopping, o.min_num_epochs, ties_improve=o.compat)
+    stopper = EarlyStopping(o.early_stopping, o.min_num_epochs, metric=select_key(o), ties_improve=o.compat)
     st = TrainState()
     if resume and run.last.exists():
         ck = load_checkpoint(run.last)
-        st = TrainState(ck["epoch"] + 1, ck["best_metric"], ck["best_epoch"], 0, ck["history"])
+        st = TrainState(ck["epoch"] + 1, ck["best_metric"], ck["best_epoch"], 0, ck["history"],
+                        VideoDecision.from_dict(ck["video_decision"]) if ck.get("video_decision") else None)
         st.released = release_backbone(model, optimizer, o, ck["epoch"], 0)
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
@@ -193,13 +254,13 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
         if ck.get("stopped"):  # killed between the early-stopping epoch and the test: only the test is left
             st.epoch = o.num_epochs
         log.info("resumed from %s at epoch %d (best %s at epoch %d)", run.last, st.epoch, st.best_metric, st.best_epoch)
-    if info.distributed:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
-            find_unused_parameters=True)  # e.g. CAN's dead conv_c, JMT/MT's unused text branch
+    model = wrap_ddp(model, info)
     train_tf = FaceTransform(o.face_resize, o.face_crop, train=True, pil_exact=o.compat)
     eval_tf = FaceTransform(o.face_resize, o.face_crop, train=False, pil_exact=o.compat)
     key = select_key(o)
+    best_weights = None
+    if o.opt__load_best_at_each_epoch and run.best.exists():
+        best_weights = load_checkpoint(run.best)["model"]
     val_loader = make_loader(data["val"], o.eval_batch_size, False, o, info)
     loader = preemption.guard(make_loader(data["train"], o.train_batch_size, True, o, info, o.seed), info)
     for epoch in range(st.epoch, o.num_epochs):
@@ -211,6 +272,9 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
         if released != st.released:
             stopper.reset_patience()
             st.released = released
+            if info.distributed:  # the released parameters must be all-reduced too
+                model = None
+                model = wrap_ddp(base_model, info)
         lr = optimizer.param_groups[0]["lr"]
         tr = engine.train_one_epoch(model, optimizer, loader, info.device, epoch, scaler=scaler, amp=o.amp,
                                     amp_dtype=o.amp_dtype, transform=train_tf, generator=gen,
@@ -223,30 +287,41 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
                                                   amp_dtype=o.amp_dtype, fixed_length=fixed, hop_length=o.hop_length,
                                                   keep_amp_dtype=o.compat, progress=o.verbose and info.is_main,
                                                   desc=f"val {epoch}"), info)
-        val = engine.score(preds, compat=o.compat)
+        decision = fit_decision(preds, o)
+        val = score_split(preds, o, decision)
         value = float(val["flat"][key])
         scheduler.step(value)
         should_stop = stopper.step(epoch, value)
         improved = stopper.improved
         if improved:
-            st.best_metric, st.best_epoch = value, epoch
+            st.best_metric, st.best_epoch, st.decision = value, epoch, decision
+            if o.opt__load_best_at_each_epoch:
+                best_weights = {k: v.detach().clone() for k, v in base_model.state_dict().items()}
+        elif o.opt__load_best_at_each_epoch and best_weights is not None:
+            # the original's intent: an epoch that does not improve is undone, training goes on from the best
+            base_model.load_state_dict(best_weights)
+            log.info("epoch %d did not improve: back to the weights of epoch %d", epoch, st.best_epoch)
         row = {"epoch": epoch, "lr": lr, "train_loss": float(np.mean([t["loss"] for t in losses])),
                "train_windows": sum(t["windows"] for t in losses), "train_seconds": tr["seconds"],
-               "train_windows_per_s": sum(t["windows_per_s"] for t in losses),
+               "train_windows_per_s": sum(t["windows_per_s"] for t in losses), "val_loss": val["flat"]["frame_loss"],
                "val_seconds": time.perf_counter() - t_eval,
-               **{f"val_{k}": v for k, v in val["flat"].items()}, "best_epoch": st.best_epoch}
+               **{f"val_{k}": v for k, v in val["flat"].items()}, "val_video_threshold": decision.threshold,
+               "best_epoch": st.best_epoch}
         st.history.append(row)
-        log.info("epoch %d: loss %.4f lr %.3g | val %s %.4f (best %.4f @ %d) avgf1 %.4f | %.1f windows/s",
-                 epoch, row["train_loss"], lr, o.effective_eval_metric, value, st.best_metric or float("nan"),
+        log.info("epoch %d: loss %.4f lr %.3g | val loss %.4f %s %.4f (best %.4f @ %d) avgf1 %.4f | %.1f windows/s",
+                 epoch, row["train_loss"], lr, row["val_loss"], o.effective_eval_metric, value,
+                 st.best_metric if st.best_metric is not None else float("nan"),
                  st.best_epoch, val["flat"].get("frame_avgf1", float("nan")), row["train_windows_per_s"])
         ck = {"model": base_model.state_dict(), "optimizer": optimizer.state_dict(),
               "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
               "epoch": epoch, "best_metric": st.best_metric, "best_epoch": st.best_epoch,
               "early_stopping": stopper.state_dict(), "rng": rng_state(), "history": st.history,
+              "video_decision": st.decision.to_dict() if st.decision else None,
               "options": {**o.to_dict(), **effective}, "stopped": should_stop}
         if run.write:
             if improved:
                 save_checkpoint(run.best, ck)
+                run.save_video_decision(decision)
                 run.save_predictions("val", preds)
                 run.save_perf("val", o.dataset_name, val, {"epoch": epoch})
             save_checkpoint(run.last, ck)
@@ -265,12 +340,14 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
                                               amp_dtype=o.amp_dtype, fixed_length=fixed, hop_length=o.hop_length,
                                               keep_amp_dtype=o.compat, progress=o.verbose and info.is_main,
                                               desc="test"), info)
-    test = engine.score(preds, compat=o.compat)
+    test = score_split(preds, o, st.decision)
+    decision_record = st.decision.to_dict() if st.decision else None
     if run.write:
         run.save_predictions("test", preds)
-        run.save_perf("test", o.dataset_name, test, {"best_epoch": st.best_epoch})
+        run.save_perf("test", o.dataset_name, test, {"best_epoch": st.best_epoch, "video_decision": decision_record})
         save_best_model(run.path / "best-model", base_model, {**o.to_dict(), **effective})
-        run.save_config(o.to_dict(), {**effective, "best_epoch": st.best_epoch,
+        run.save_video_decision(st.decision, run.path / "best-model")
+        run.save_config(o.to_dict(), {**effective, "best_epoch": st.best_epoch, "video_decision": decision_record,
                                       "tend": time.strftime("%Y-%m-%d %H:%M:%S")})
         if o.save_plot:
             run.save_plots(st.history, preds, "test")
@@ -279,7 +356,8 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
              test["flat"].get("frame_ap_legacy", float("nan")))
     barrier(info)
     shutdown(info)
-    return {"run": run.path, "test": test["flat"], "best_epoch": st.best_epoch, "history": st.history}
+    return {"run": run.path, "test": test["flat"], "best_epoch": st.best_epoch, "history": st.history,
+            "video_decision": st.decision}
 
 
 def resume_check(o: Options, path: Path) -> bool:
@@ -302,45 +380,44 @@ def save_best_model(folder: Path, model: torch.nn.Module, config: Mapping[str, A
 
 # --------------------------------------------------------------------------- evaluation mode
 def evaluate_run(o: Options) -> Dict[str, Any]:
-    """Evaluate a saved run (or a released ``best-model/`` folder) on ``--eval_set``."""
-    import yaml
+    """Evaluate a saved run (ours, a released ``best-model/`` folder, or a run folder of the
+    original trainer) on ``--eval_set``; options come from :func:`bah.train.saved_run.options_from_run`."""
+    from bah.models.checkpoint import VISUAL_PREFIX, read_state_dict, tcn_widths_of
+    from bah.train.saved_run import backbone_source, log_taken, options_from_run, weights_need_backbone
 
     fd = Path(o.fd_exp)
-    cands = [fd / "best-model", fd] if (fd / "best-model").is_dir() else [fd]
-    folder = next((c for c in cands if (c / "model.pt").exists() and (c / "config.yml").exists()), None)
-    if folder is None:
-        raise OptionsError(f"--fd_exp {fd}: no model.pt + config.yml found (looked in {', '.join(map(str, cands))})")
-    cfg = yaml.safe_load((folder / "config.yml").read_text(encoding="utf-8")) or {}
-    parser = get_args_parser()
-    known = {a.dest for a in parser._actions}
-    base = {k: v for k, v in cfg.items() if k in known and v is not None}
-    # the saved run's model and data settings; this command's paths and evaluation choices
-    base.update(dataset_path=o.dataset_path or cfg.get("dataset_path"), split_dir=o.split_dir or cfg.get("split_dir"),
-                num_workers=o.num_workers, train_p=100.0, valid_p=100.0, test_p=100.0, mode="TRAINING",
-                eval_set=o.eval_set, case_best_model=o.case_best_model, verbose=o.verbose, device=o.device,
-                output_root=o.output_root, fd_exp=None, stats_cache=o.stats_cache or cfg.get("stats_cache"))
-    for k in ("opt__milestones", "opt__milestone"):
-        if isinstance(base.get(k), list):
-            base[k] = ",".join(str(x) for x in base[k])
-    argv: List[str] = []
-    for k, v in base.items():
-        if v is None or k in ("config",):
-            continue
-        argv += [f"--{k}", str(v)]
-    so = parse_options(argv, parser)
+    saved = options_from_run(fd, o, load_path=None)
+    so, folder = saved.options, saved.folder
     info = init_distributed(so.device)
     seed_everything(so.seed)
-    ds = build_datasets(so, splits=(o.eval_set,))[o.eval_set]
-    if o.eval_set == "train":  # score whole training videos, not windows
+    if not so.dataset_path:
+        raise OptionsError(f"--dataset_path: no dataset folder for the evaluation of {folder} (none on the command "
+                           f"line nor in its config.yml)")
+    ds = build_datasets(so, splits=(so.eval_set,))[so.eval_set]
+    if so.eval_set == "train":  # score whole training videos, not windows
         ds = WindowDataset(ds.videos, so.feature_modalities, so.window_length, so.hop_length, train=False,
                            stats=ds.stats, compat=so.compat, seed=so.seed)
-    model = build_model(so.model_name, modality_dims(ds), so.compat, **model_kwargs(so))
-    try:
+    dims = modality_dims(ds)
+    saved_sd, _ = read_state_dict(folder / "model.pt")
+    widths = tcn_widths_of(saved_sd)  # the widths the run trained with (the original keeps them in code)
+    model = build_model(so.model_name, dims, so.compat, **model_kwargs(so), tcn_channels=widths)
+    if weights_need_backbone(list(model.state_dict()), list(saved_sd), VISUAL_PREFIX):
+        load_path, where = backbone_source(saved)
+        if not load_path:
+            raise OptionsError(f"{folder / 'model.pt'}: has no face-backbone weights ({VISUAL_PREFIX}*); give "
+                               f"--load_path DIR holding res50_ir_0.887.pth")
+        log.info("%s holds no face backbone: taking it from %s (%s)", folder / "model.pt", load_path, where)
+        so = options_from_run(fd, o, load_path=load_path).options
+        model = build_model(so.model_name, dims, so.compat, **model_kwargs(so), tcn_channels=widths)
+        from bah.models import load_original_state_dict
+
+        load_original_state_dict(model, saved_sd, strict=False)
+    else:
         from bah.models import load_original_state_dict
 
         load_original_state_dict(model, folder / "model.pt")
-    except ImportError:
-        model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    if info.is_main:
+        log_taken(saved)
     model.to(info.device)
     engine.optimise_backbone(model, channels_last=so.channels_last and info.device.type == "cuda", compile=so.compile)
     loader = make_loader(ds, so.eval_batch_size, False, so, info)
@@ -349,25 +426,29 @@ def evaluate_run(o: Options) -> Dict[str, Any]:
                                                                         pil_exact=so.compat),
                                               amp=so.amp, amp_dtype=so.amp_dtype, fixed_length=fixed_length_of(model),
                                               hop_length=so.hop_length, keep_amp_dtype=so.compat,
-                                              progress=so.verbose and info.is_main, desc=o.eval_set), info)
-    scores = engine.score(preds, compat=so.compat)
-    out = fd / f"eval-{o.eval_set}"
+                                              progress=so.verbose and info.is_main, desc=so.eval_set), info)
+    decision = load_video_decision(folder)
+    scores = score_split(preds, so, decision)
+    out = fd / f"eval-{so.eval_set}"
     run = RunFolder(out, write=info.is_main)
     if run.write:
         out.mkdir(parents=True, exist_ok=True)
-        run.setup_logging(f"log-eval-{o.eval_set}.txt", verbose=o.verbose)
-        run.save_predictions(o.eval_set, preds)
-        run.save_perf(o.eval_set, so.dataset_name, scores,
-                      {"case_best_model": o.case_best_model, "perfs_case_best_model":
-                       scores["video"].get(o.case_best_model) and {k: v for k, v in scores["flat"].items()
-                                                                   if k.startswith("video_")}})
-        run.save_config(so.to_dict(), {"evaluated": str(folder)})
-        run.save_plots([], preds, o.eval_set)
+        run.setup_logging(f"log-eval-{so.eval_set}.txt", verbose=so.verbose)
+        run.save_predictions(so.eval_set, preds)
+        run.save_perf(so.eval_set, so.dataset_name, scores,
+                      {"case_best_model": so.case_best_model,
+                       "perfs_case_best_model": to_original_keys(scores["video"][so.case_best_model]),
+                       "video_decision": decision.to_dict() if decision else None,
+                       "video_decisions": decide_videos(preds, decision, so.compat) if decision else None,
+                       "original_run": saved.original, "compat": so.compat})
+        run.save_config(so.to_dict(), {"evaluated": str(folder), "taken_from_run": sorted(saved.taken)})
+        run.save_plots([], preds, so.eval_set)
     frame = scores["flat"]
-    log.info("%s on %s: AVGF1 %.4f AP_POS %.4f (%d videos)", folder, o.eval_set, frame["frame_avgf1"],
-             frame.get("frame_ap_legacy", float("nan")), len(preds))
+    log.info("%s on %s: AVGF1 %.4f AP_POS %.4f (%d videos)%s", folder, so.eval_set, frame["frame_avgf1"],
+             frame.get("frame_ap_legacy", float("nan")), len(preds),
+             f"; video decision ({decision.rule_text()}): AVGF1 {frame['video_decision_avgf1']:.4f}" if decision else "")
     shutdown(info)
-    return {"dir": out, "scores": scores}
+    return {"dir": out, "scores": scores, "options": so, "decision": decision, "preds": preds}
 
 
 # --------------------------------------------------------------------------- entry points

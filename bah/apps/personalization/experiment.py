@@ -23,7 +23,7 @@ from bah.core.progress import progress_bar
 
 from bah.train.dataset import LABEL, DataError, VideoRecord, WindowDataset, collate, split_records
 from bah.core.files import config_hash, write_json, write_jsonl
-from bah.metrics.frame import frame_metrics
+from bah.metrics import frame_metrics
 
 from .adapters import ADAPTERS, AdaptationData, Adapter, create_adapter
 from .protocol import TargetPlan, group_by_participant, plan_targets, select_targets
@@ -94,29 +94,22 @@ def load_source_run(path: Path, dataset_path: Optional[str] = None, split: str =
 
     from bah.train.dataset import load_index
     from bah.models import load_original_state_dict
-    from bah.train.options import get_args_parser, parse_options
+    from bah.train.options import OptionsError
+    from bah.train.saved_run import options_from_run
     from bah.models.factory import build_model, model_kwargs
     from bah.train.trainer import build_datasets, modality_dims
 
     folder = _run_folder(Path(path))
     cfg = yaml.safe_load((folder / "config.yml").read_text(encoding="utf-8")) or {}
-    parser = get_args_parser()
-    known = {a.dest for a in parser._actions}
-    base = {k: v for k, v in cfg.items() if k in known and v is not None}
-    base.update(mode="TRAINING", fd_exp=None, num_workers=0, verbose=False, device=device,
-                train_p=100.0, valid_p=100.0, test_p=100.0)
+    over: Dict[str, Any] = dict(num_workers=0, verbose=False, device=device)
     if dataset_path:
-        base["dataset_path"] = str(dataset_path)
-    if not base.get("dataset_path"):
+        over["dataset_path"] = str(dataset_path)
+    try:
+        o = options_from_run(folder, **over).options
+    except OptionsError as exc:
+        raise SourceRunError(f"source run {folder}: {exc}") from None
+    if not o.dataset_path:
         raise SourceRunError(f"{folder / 'config.yml'}: no dataset_path; give --dataset-path")
-    for k in ("opt__milestones", "opt__milestone"):
-        if isinstance(base.get(k), list):
-            base[k] = ",".join(str(x) for x in base[k])
-    argv: List[str] = []
-    for k, v in base.items():
-        if k != "config":
-            argv += [f"--{k}", str(v)]
-    o = parse_options(argv, parser)
     try:
         train = build_datasets(o, splits=("train",))["train"]
     except (DataError, FileNotFoundError, ValueError) as exc:

@@ -25,7 +25,7 @@ from bah.data import Release, SplitEntry, Transcription
 from bah.core.files import write_jsonl, write_text, write_yaml
 from bah.core.layout import frame_times_path, video_dir
 from bah.core.media import MediaError
-from bah.metrics.frame import frame_metrics, to_original_keys
+from bah.metrics import frame_metrics, to_original_keys
 from bah.apps.zeroshot.answer import AnswerParser
 from bah.apps.zeroshot.backend import Answer, Backend, BackendError, BackendUnavailable, Item
 from bah.apps.zeroshot.cache import ResponseCache, cache_key

@@ -317,6 +317,30 @@ def _split_order(name: str) -> int:
     return SPLIT_NAMES.index(name) if name in SPLIT_NAMES else len(SPLIT_NAMES)
 
 
+def block_records(cfg: Any, stage: str, split: Optional[str], nblocks: Optional[int],
+                  process_block: Optional[int]) -> Tuple[List["VideoRecord"], Tuple[int, int]]:
+    """A block stage's start: the manifest's videos (of ``split``), which block this job runs
+    (flags, else the SLURM array), and this block's copy of the stage config saved.
+
+    Raises ConfigError (exit 2) when the manifest is missing or unreadable or the block is invalid.
+    """
+    from bah.core.shards import resolve_block
+    from bah.core.status import block_config_name
+
+    try:
+        records = load_manifest(cfg.out)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    if split:
+        records = [r for r in records if r.split == split]
+    try:
+        block = resolve_block(nblocks, process_block)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    cfg.save(stage_dir(cfg.out, stage) / block_config_name(block[1]))
+    return records, block
+
+
 def load_manifest(out: PathLike) -> List[VideoRecord]:
     """Read ``out/manifest.jsonl``; errors name the file and line."""
     path = manifest_path(out)

@@ -25,8 +25,8 @@ from bah.stages.features.text import ALIGNMENTS, CLIPPED_NOTE
 from bah.stages.features.settings import STAGE, VERSION, FeatureConfig  # noqa: F401
 from bah.core.files import save_npy, write_json
 from bah.core.layout import stage_dir, video_dir
-from bah.core.shards import add_block_arguments, resolve_block, take_block
-from bah.core.status import StageStatus, block_config_name, claim_all
+from bah.core.shards import add_block_arguments, take_block
+from bah.core.status import StageStatus, claim_all
 from bah.stages.manifest import record_times
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bah.core.config import config_from_args
-    from bah.stages.manifest import load_manifest
+    from bah.stages.manifest import block_records
 
     cfg = config_from_args(args, sections=[STAGE], overrides={
         f"{STAGE}.{k}": getattr(args, k, None) for k in (
@@ -229,18 +229,7 @@ def run(args: argparse.Namespace) -> int:
             "resnet_path", "compat", "batch_size", "device")
     })
     settings: FeatureConfig = cfg[STAGE]
-    try:
-        records = load_manifest(cfg.out)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"bah features: {exc}", file=sys.stderr)
-        return 2
-    if args.split:
-        records = [r for r in records if r.split == args.split]
-    try:
-        block = resolve_block(args.nblocks, args.process_block)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    cfg.save(stage_dir(cfg.out, STAGE) / block_config_name(block[1]))
+    records, block = block_records(cfg, STAGE, args.split, args.nblocks, args.process_block)
     res = extract_features(records, cfg.out, settings, data_root=cfg.data_root, block=block, force=args.force)
     busy = f", {res.busy} left to a twin copy of this block" if res.busy else ""
     print(f"features: {res.done} videos done, {res.skipped} already up to date, {res.failed} failed{busy} "

@@ -19,8 +19,8 @@ from bah.core.progress import progress_bar
 from bah.core.config import ConfigError
 from bah.core.files import write_json
 from bah.core.layout import stage_dir, transcript_path
-from bah.core.shards import add_block_arguments, resolve_block, take_block
-from bah.core.status import StageStatus, block_config_name
+from bah.core.shards import add_block_arguments, take_block
+from bah.core.status import StageStatus
 from bah.stages.speech.asr import AsrError, Recogniser, transcribe_audio
 from bah.stages.speech.settings import STAGE, TranscribeConfig
 
@@ -111,24 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bah.core.config import config_from_args
-    from bah.stages.manifest import load_manifest
+    from bah.stages.manifest import block_records
 
     cfg = config_from_args(args, sections=[STAGE], overrides={
         f"{STAGE}.{k}": getattr(args, k, None) for k in ("asr_model", "compute_type", "beam_size", "language",
                                                           "threads")})
     settings: TranscribeConfig = cfg[STAGE]
-    try:
-        records = load_manifest(cfg.out)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"bah transcribe: {exc}", file=sys.stderr)
-        return 2
-    if args.split:
-        records = [r for r in records if r.split == args.split]
-    try:
-        block = resolve_block(args.nblocks, args.process_block)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    cfg.save(stage_dir(cfg.out, STAGE) / block_config_name(block[1]))
+    records, block = block_records(cfg, STAGE, args.split, args.nblocks, args.process_block)
     res = transcribe_records(records, cfg.out, settings, block=block, force=args.force)
     print(f"transcribe: {res.done} videos done, {res.skipped} already up to date, {res.failed} failed "
           f"(block {block[1]} of {block[0]}; model {settings.asr_model})")

@@ -22,8 +22,8 @@ from bah.core.config import ConfigError
 from bah.core.files import atomic_path, write_json
 from bah.core.progress import progress_bar
 from bah.core.layout import stage_dir, transcript_path, video_dir, video_features_dir, video_key
-from bah.core.shards import add_block_arguments, resolve_block, take_block
-from bah.core.status import StageStatus, block_config_name, claim_all
+from bah.core.shards import add_block_arguments, take_block
+from bah.core.status import StageStatus, claim_all
 from bah.stages.manifest import record_times
 from bah.stages.speech.settings import STAGE as TRANSCRIBE, TranscribeConfig
 from bah.stages.video_features.base import (
@@ -229,25 +229,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bah.core.config import config_from_args
-    from bah.stages.manifest import load_manifest
+    from bah.stages.manifest import block_records
 
     ov = {f"{STAGE}.{k}": getattr(args, k, None) for k in ("extractors", "window_s", "hop_s", "text_source",
                                                             "text_model", "encoder_path")}
     ov[f"{TRANSCRIBE}.asr_model"] = args.asr_model
     cfg = config_from_args(args, sections=[STAGE, TRANSCRIBE], overrides=ov)
     settings: VideoFeatureConfig = cfg[STAGE]
-    try:
-        records = load_manifest(cfg.out)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"bah video-features: {exc}", file=sys.stderr)
-        return 2
-    if args.split:
-        records = [r for r in records if r.split == args.split]
-    try:
-        block = resolve_block(args.nblocks, args.process_block)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    cfg.save(stage_dir(cfg.out, STAGE) / block_config_name(block[1]))
+    records, block = block_records(cfg, STAGE, args.split, args.nblocks, args.process_block)
     res = extract_video_features(records, cfg.out, settings, cfg[TRANSCRIBE], data_root=cfg.data_root, block=block,
                                  force=args.force)
     print(f"video-features: {res.done} videos done, {res.skipped} already up to date, {res.failed} failed "

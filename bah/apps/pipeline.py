@@ -510,6 +510,16 @@ def _marker(ctx: Context, step: str) -> Path:
     return ctx.out / "pipeline" / "steps" / f"{step}.json"
 
 
+def _plan(ctx: Context) -> List[str]:
+    return [n for n in STEPS.ordered() if STEPS.get(n).applies(ctx)]
+
+
+def plan_steps(cfg: Mapping[str, Any]) -> List[str]:
+    """The steps a configuration runs, in order (nothing is run or written)."""
+    here = Path(".").absolute()
+    return _plan(Context(cfg=complete_video_recipe(cfg), out=here, data_root=here, config_file=here / "pipeline.yaml"))
+
+
 def _steps_hash(ctx: Context, names: Sequence[str]) -> str:
     # a step is only as fresh as the steps before it: their settings are part of its key
     return config_hash([STEPS.get(n).keys(ctx) for n in names])
@@ -529,7 +539,7 @@ def run_pipeline(cfg: Mapping[str, Any], out: Path, data_root: Optional[Path] = 
         _check_video_sections(config_file)
     ctx = Context(cfg=cfg, out=out, data_root=data_root, config_file=config_file, verbose=verbose,
                   force=tuple(force))
-    todo = [n for n in STEPS.ordered() if STEPS.get(n).applies(ctx)]
+    todo = _plan(ctx)
     timings: Dict[str, Any] = {}
     root = logging.getLogger()
     t_all = time.perf_counter()

@@ -1,6 +1,6 @@
 """The whole offline video-level recipe from nothing: `bah run-config RECIPE --synthetic`.
 
-    python bench/recipe.py [--recipe video-text-timing] [--subjects 12,6] [--out DIR]
+    python bench/recipe.py [--recipe video-text-timing] [--subjects 12,24] [--out DIR]
 
 For each size (participants of `bah synth`, 3 videos each: 12 is `bah synth`'s default set of 36
 videos of 8 s) one fresh `bah run-config` process runs synth -> manifest -> transcribe (2 blocks)
@@ -56,7 +56,7 @@ def run_once(recipe: str, subjects: int, out: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default="video-text-timing")
-    ap.add_argument("--subjects", default="12,6", help="synthetic participants per run (3 videos each)")
+    ap.add_argument("--subjects", default="12,24", help="synthetic participants per run (3 videos each)")
     ap.add_argument("--out", default=None, help="keep the runs here (default: a temporary folder)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

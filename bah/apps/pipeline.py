@@ -1,6 +1,8 @@
 """``bah demo`` and ``bah run-config``: the whole pipeline from videos to a report.
 
-One pipeline description (a YAML mapping) drives both commands:
+One pipeline description (a YAML mapping) drives both commands. It is frame level (a ``train:``
+section: the paper's trainer) or video level (a ``challenge:`` section: a ``bah fit-video`` recipe,
+configs/video-text-*.yaml), never both:
 
 ```yaml
 name: demo                       # names the run (exp_id) and the report
@@ -11,6 +13,11 @@ manifest: {...}  faces: {...}  features: {...}  labels: {...}  index: {...}   # 
 train: {model_name: LFAN, modality: ..., ...}   # flags of main.py (without the dashes)
 pipeline: {parallel: 2, min_fraction: 0.1, timelines: 4, faces: auto}
 ```
+
+A video-level recipe runs synth (when asked) -> manifest -> faces (only for a vision extractor) ->
+transcribe (only when speech timing, ASR text or ``text_source: transcripts`` needs recognised
+words) -> video-features (``video_features.extractors``, by default the recipe's
+``challenge.features``) -> fit-video -> report (the run's summary and threshold curve).
 
 Each stage is its own command module (``bah.cli.main([...])``), so the pipeline only orders
 them. Output layout under ``--out``: ``data/`` (the synthetic dataset), ``work/`` (the stages'
@@ -45,8 +52,8 @@ log = logging.getLogger("bah.apps.pipeline")
 
 LABEL = LABEL_MODALITY
 WEIGHTS_ENV = "BAH_WEIGHTS"
-STAGE_SECTIONS = ("synth", "manifest", "faces", "features", "labels", "index")
-TOP_KEYS = {"name", "description", "reproduces", "weights", "data_root", "out", "train", "pipeline",
+STAGE_SECTIONS = ("synth", "manifest", "faces", "features", "labels", "index", "transcribe", "video_features")
+TOP_KEYS = {"name", "description", "reproduces", "weights", "data_root", "out", "train", "challenge", "pipeline",
             *STAGE_SECTIONS}
 PIPELINE_DEFAULTS = {"parallel": 2, "features_parallel": 1, "min_fraction": 0.1, "timelines": 4, "faces": "auto",
                      "exp_id": None}
@@ -118,21 +125,38 @@ def load_pipeline_config(path: Path) -> Dict[str, Any]:
     return raw
 
 
+def is_video_level(cfg: Mapping[str, Any]) -> bool:
+    """A ``bah fit-video`` recipe (a ``challenge:`` section) rather than a trainer configuration."""
+    return cfg.get("challenge") is not None
+
+
+def is_synthetic(cfg: Mapping[str, Any]) -> bool:
+    """``synth: {}`` asks for the synthetic set with ``bah synth``'s defaults."""
+    return cfg.get("synth") is not None
+
+
 def validate(cfg: Mapping[str, Any], where: str) -> None:
     unknown = sorted(set(cfg) - TOP_KEYS)
     if unknown:
         raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; known: {sorted(TOP_KEYS)}")
-    for key in (*STAGE_SECTIONS, "train", "pipeline"):
+    for key in (*STAGE_SECTIONS, "train", "challenge", "pipeline"):
         if cfg.get(key) is not None and not isinstance(cfg[key], dict):
             raise ConfigError(f"{where}: {key!r} must be a mapping")
-    train = cfg.get("train") or {}
-    if "modality" not in train or "model_name" not in train:
-        raise ConfigError(f"{where}: train.model_name and train.modality are required")
-    if LABEL not in str(train["modality"]).split("+"):
-        raise ConfigError(f"{where}: train.modality must end with +{LABEL}")
     bad = sorted(set(cfg.get("pipeline") or {}) - set(PIPELINE_DEFAULTS))
     if bad:
         raise ConfigError(f"{where}: unknown pipeline setting(s) {bad}; known: {sorted(PIPELINE_DEFAULTS)}")
+    if is_video_level(cfg):
+        frame_only = sorted(k for k in ("train", "features", "labels", "index") if cfg.get(k) is not None)
+        if frame_only:
+            raise ConfigError(f"{where}: a video-level recipe (challenge:) has no {frame_only} section(s): "
+                              f"those belong to the frame-level trainer (train:)")
+        return
+    train = cfg.get("train") or {}
+    if "modality" not in train or "model_name" not in train:
+        raise ConfigError(f"{where}: train.model_name and train.modality are required "
+                          f"(or a challenge: section for a video-level recipe)")
+    if LABEL not in str(train["modality"]).split("+"):
+        raise ConfigError(f"{where}: train.modality must end with +{LABEL}")
     for w in cfg.get("weights") or []:
         if not isinstance(w, dict) or "file" not in w:
             raise ConfigError(f"{where}: every weights entry needs 'file' (got {w!r})")
@@ -210,10 +234,17 @@ class Context:
 
     @property
     def exp_id(self) -> str:
-        return str(self.settings.get("exp_id") or re.sub(r"[^A-Za-z0-9_.-]+", "-", str(self.cfg.get("name", "run"))))
+        name = self.cfg.get("name") or (self.cfg.get("challenge") or {}).get("name") or "run"
+        return str(self.settings.get("exp_id") or re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)))
+
+    @property
+    def video_level(self) -> bool:
+        return is_video_level(self.cfg)
 
     @property
     def run_dir(self) -> Path:
+        if self.video_level:
+            return self.runs / self.exp_id  # the `bah fit-video` run folder
         from bah.train.run_folder import run_dir
 
         t = self.cfg["train"]
@@ -263,10 +294,18 @@ def _parallel(ctx: Context, argv: Sequence[str], nblocks: int, block_flags=("--n
                             f"see the messages above and {ctx.work / 'stages' / argv[0]}")
 
 
+def _video_extractors(ctx: Context) -> List[Any]:
+    from bah.stages.video_features import VIDEO_EXTRACTORS
+
+    return [VIDEO_EXTRACTORS.get(n) for n in (ctx.cfg.get("video_features") or {}).get("extractors") or ()]
+
+
 def _needs_faces(ctx: Context) -> bool:
     mode = ctx.settings.get("faces", "auto")
     if mode != "auto":
         return bool(mode)
+    if ctx.video_level:  # face-dynamics reads the face stage's records
+        return any(ex.modality == "vision" for ex in _video_extractors(ctx))
     mods = set(str(ctx.cfg["train"]["modality"]).split("+"))
     extractors = set((ctx.cfg.get("features") or {}).get("extractors") or ())
     from bah.stages.features import EXTRACTORS
@@ -306,6 +345,36 @@ def _step_features(ctx: Context) -> None:
     # light extractors of the demo; vggish/ir50 on a CPU are worth `pipeline.features_parallel: 2`
     # exit status 1 = some videos failed, as for faces
     _parallel(ctx, _stage(ctx, "features"), int(ctx.settings["features_parallel"]), ok=(0, 1))
+
+
+def _needs_transcripts(ctx: Context) -> bool:
+    """Recognised words are needed by the speech-timing extractors, by text extractors told to use
+    ASR, and by ``challenge.text_source: transcripts``; the release's own transcripts stay the
+    default text, so nothing else transcribes."""
+    if not ctx.video_level:
+        return False
+    vf = ctx.cfg.get("video_features") or {}
+    asr_text = vf.get("text_source") == "asr"
+    return (ctx.cfg["challenge"].get("text_source") == "transcripts"
+            or any(ex.modality == "speech" or (asr_text and ex.modality == "text") for ex in _video_extractors(ctx)))
+
+
+def _step_transcribe(ctx: Context) -> None:
+    # one recogniser per process and block: both cores busy; 1 = some videos failed (listed)
+    _parallel(ctx, _stage(ctx, "transcribe", "--no-progress"), int(ctx.settings["parallel"]), ok=(0, 1))
+
+
+def _step_video_features(ctx: Context) -> None:
+    # 1 = some videos failed: listed in the stage's failure files, named again by fit-video
+    _parallel(ctx, _stage(ctx, "video-features", "--no-progress"), int(ctx.settings["features_parallel"]),
+              ok=(0, 1))
+
+
+def _step_fit_video(ctx: Context) -> None:
+    argv = ["fit-video", "--config", str(ctx.config_file), "--data-root", str(ctx.data_root),
+            "--work", str(ctx.work), "--out", str(ctx.run_dir)]
+    if _call(argv, ok=(0, 1)) == 1:
+        log.warning("fit-video: some videos were left out (listed in %s)", ctx.run_dir / "failures.json")
 
 
 def _step_labels(ctx: Context) -> None:
@@ -372,6 +441,9 @@ def _changed_options(config_yml: Path, o: Any, train: Mapping[str, Any]):
 
 
 def _step_report(ctx: Context) -> None:
+    if ctx.video_level:
+        _video_report(ctx)
+        return
     from bah.report.document import write_report
 
     s = ctx.settings
@@ -381,19 +453,54 @@ def _step_report(ctx: Context) -> None:
                         "data_root": str(ctx.data_root), "pipeline_config": str(ctx.config_file)})
 
 
+def _video_report(ctx: Context) -> None:
+    """``report/report.md`` (the run's summary, which withholds test numbers from a run selected on
+    test), the threshold curve next to it, and ``metrics.json``."""
+    from bah.apps.challenge.report import read_run, summary_markdown
+    from bah.core.files import write_bytes, write_text
+
+    try:
+        run = read_run(ctx.run_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise PipelineError(f"report: {exc}") from exc
+    dest = ctx.report_dir
+    lines = [summary_markdown(run).rstrip("\n"), "",
+             f"- recipe: {ctx.cfg['challenge'].get('mirrors') or run['name']}",
+             f"- dataset: {ctx.data_root}; run folder: {ctx.run_dir}; pipeline configuration: {ctx.config_file}"]
+    curve = ctx.run_dir / str(run.get("threshold_curve") or "threshold-curve.png")
+    if curve.is_file():
+        write_bytes(dest / curve.name, curve.read_bytes())
+        lines += ["", f"![macro F1 against the threshold]({curve.name})"]
+    write_text(dest / "report.md", "\n".join(lines) + "\n")
+    test = run["metrics"].get("test") or {}
+    write_json(dest / "metrics.json", {"level": "video", "name": run["name"], "threshold": run["threshold"],
+                                       "calibration": run["calibration"]["mode"], "selection": run["selection"],
+                                       "metrics": {"selection": run["metrics"]["selection"], "test": test}})
+
+
 def _section(name: str) -> Callable[[Context], Any]:
     return lambda ctx: {name: ctx.cfg.get(name), "data_root": str(ctx.data_root), "work": str(ctx.work)}
 
 
+def _frame(ctx: Context) -> bool:
+    return not ctx.video_level
+
+
 for _s in (
-    Step("synth", _step_synth, lambda c: bool(c.cfg.get("synth")), lambda c: {"synth": c.cfg.get("synth")}),
+    Step("synth", _step_synth, lambda c: is_synthetic(c.cfg), lambda c: {"synth": c.cfg.get("synth")}),
     Step("manifest", _step_manifest, lambda c: True, _section("manifest")),
     Step("faces", _step_faces, _needs_faces, _section("faces")),
-    Step("features", _step_features, lambda c: bool((c.cfg.get("features") or {}).get("extractors")),
+    Step("transcribe", _step_transcribe, _needs_transcripts, _section("transcribe")),
+    Step("video-features", _step_video_features,
+         lambda c: c.video_level and bool((c.cfg.get("video_features") or {}).get("extractors")),
+         _section("video_features")),
+    Step("features", _step_features, lambda c: _frame(c) and bool((c.cfg.get("features") or {}).get("extractors")),
          _section("features")),
-    Step("labels", _step_labels, lambda c: True, _section("labels")),
-    Step("index", _step_index, lambda c: True, _section("index")),
-    Step("train", _step_train, lambda c: True, lambda c: {"train": c.cfg["train"], "exp_id": c.exp_id}),
+    Step("labels", _step_labels, _frame, _section("labels")),
+    Step("index", _step_index, _frame, _section("index")),
+    Step("train", _step_train, _frame, lambda c: {"train": c.cfg["train"], "exp_id": c.exp_id}),
+    Step("fit-video", _step_fit_video, lambda c: c.video_level,
+         lambda c: {"challenge": c.cfg.get("challenge"), "run": str(c.run_dir)}),
     Step("report", _step_report, lambda c: True, lambda c: {"pipeline": c.settings, "run": str(c.run_dir)}),
 ):
     STEPS.register(_s.name, _s)
@@ -402,6 +509,16 @@ for _s in (
 # --------------------------------------------------------------------------- running
 def _marker(ctx: Context, step: str) -> Path:
     return ctx.out / "pipeline" / "steps" / f"{step}.json"
+
+
+def _plan(ctx: Context) -> List[str]:
+    return [n for n in STEPS.ordered() if STEPS.get(n).applies(ctx)]
+
+
+def plan_steps(cfg: Mapping[str, Any]) -> List[str]:
+    """The steps a configuration runs, in order (nothing is run or written)."""
+    here = Path(".").absolute()
+    return _plan(Context(cfg=complete_video_recipe(cfg), out=here, data_root=here, config_file=here / "pipeline.yaml"))
 
 
 def _steps_hash(ctx: Context, names: Sequence[str]) -> str:
@@ -416,11 +533,14 @@ def run_pipeline(cfg: Mapping[str, Any], out: Path, data_root: Optional[Path] = 
     out.mkdir(parents=True, exist_ok=True)
     data_root = Path(data_root).absolute() if data_root else out / "data"
     config_file = out / "pipeline.yaml"
+    cfg = complete_video_recipe(cfg)
     stage_cfg = {k: v for k, v in cfg.items() if k in STAGE_SECTIONS}  # what the stage commands read
     write_yaml(config_file, {**cfg, **stage_cfg, "data_root": str(data_root), "out": str(out / "work")})
+    if is_video_level(cfg):
+        _check_video_sections(config_file)
     ctx = Context(cfg=cfg, out=out, data_root=data_root, config_file=config_file, verbose=verbose,
                   force=tuple(force))
-    todo = [n for n in STEPS.ordered() if STEPS.get(n).applies(ctx)]
+    todo = _plan(ctx)
     timings: Dict[str, Any] = {}
     root = logging.getLogger()
     t_all = time.perf_counter()
@@ -460,6 +580,28 @@ def run_pipeline(cfg: Mapping[str, Any], out: Path, data_root: Optional[Path] = 
             "total_seconds": total, "metrics": metrics}
 
 
+def complete_video_recipe(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A recipe's feature stage computes the features its learner reads (``challenge.features``)
+    unless ``video_features.extractors`` says otherwise."""
+    if not is_video_level(cfg):
+        return cfg
+    vf = dict(cfg.get("video_features") or {})
+    if "extractors" not in vf:
+        vf["extractors"] = list(cfg["challenge"].get("features") or [])
+    return {**cfg, "video_features": vf}
+
+
+def _check_video_sections(config_file: Path) -> None:
+    """Every section a video-level step reads, built now: a bad setting stops the pipeline before
+    its first step, not after an hour of speech recognition."""
+    from bah.apps.challenge import settings  # noqa: F401  (registers the challenge section)
+    from bah.core.config import load_config
+    from bah.stages.speech import settings as speech_settings  # noqa: F401
+    from bah.stages.video_features import base  # noqa: F401
+
+    load_config(config_file, sections=["challenge", "video_features", "transcribe"], env={})
+
+
 def _read_marker(path: Path) -> Dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -477,6 +619,13 @@ def _print_result(res: Mapping[str, Any]) -> None:
     print(f"report: {res['report']}")
     print(f"run:    {res['run_dir']}")
     print(f"total:  {res['total_seconds']:.1f} s")
+    if m.get("level") == "video":
+        sel, test = m["metrics"]["selection"], m["metrics"]["test"]
+        print(f"threshold: {m['threshold']:.4f} ({m['calibration']})")
+        print(f"video macro F1 ({m['selection']['split']}, seed ensemble): {sel['ensemble']['avgf1']:.4f}")
+        if "ensemble" in test:
+            print(f"video macro F1 (test, seed ensemble): {test['ensemble']['avgf1']:.4f}", flush=True)
+        return
     # the two headline figures are printed last, as the demo promises
     print(f"frame-level AVGF1 (test): {m['frame']['avgf1']:.4f}")
     print(f"video-level AVGF1 (test, {rule}): {m['videos'][head]['avgf1']:.4f}", flush=True)
@@ -525,6 +674,9 @@ def add_run_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pipeline_config", metavar="CONFIG.yaml", help="a pipeline configuration (configs/*.yaml)")
     parser.add_argument("--weights-dir", default=None,
                         help=f"folder holding the weight files the configuration names (env {WEIGHTS_ENV}; default ./weights)")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="generate a synthetic dataset first (into --data-root, default <out>/data) with the "
+                             "config's synth: section, else `bah synth`'s defaults")
     _common_flags(parser)
 
 
@@ -533,6 +685,8 @@ def run_run_config(args: argparse.Namespace) -> int:
     cfg = load_pipeline_config(path)
     if args.config:
         cfg = deep_merge(cfg, load_pipeline_config(Path(args.config)))
+    if args.synthetic:
+        cfg = {**cfg, "synth": cfg.get("synth") or {}}
     cfg = _apply_set(cfg, args.set)
     validate(cfg, str(path))
     try:
@@ -541,14 +695,16 @@ def run_run_config(args: argparse.Namespace) -> int:
         print(f"bah run-config: {exc}", file=sys.stderr)
         return 2
     data_root = args.data_root or cfg.get("data_root") or os.environ.get("BAH_DATA_ROOT")
-    if not cfg.get("synth") and not data_root:
-        print("bah run-config: no dataset folder: pass --data-root DIR (or set BAH_DATA_ROOT)", file=sys.stderr)
+    if not is_synthetic(cfg) and not data_root:
+        print("bah run-config: no dataset folder: pass --data-root DIR (or set BAH_DATA_ROOT), "
+              "or --synthetic", file=sys.stderr)
         return 2
-    if data_root and not cfg.get("synth") and not Path(data_root).is_dir():
+    if data_root and not is_synthetic(cfg) and not Path(data_root).is_dir():
         print(f"bah run-config: dataset folder does not exist: {data_root}", file=sys.stderr)
         return 2
     out = Path(args.out or cfg.get("out") or os.environ.get("BAH_OUT") or Path("bah-out") / str(cfg.get("name", path.stem)))
-    print(f"bah run-config {path}: {cfg.get('reproduces', '')}\n  output in {out.absolute()}", flush=True)
+    what = cfg.get("reproduces") or (cfg.get("challenge") or {}).get("mirrors", "")
+    print(f"bah run-config {path}: {what}\n  output in {out.absolute()}", flush=True)
     return _run(cfg, out, Path(data_root) if data_root else None, args)
 
 

@@ -189,7 +189,7 @@ class Setup:
     """A model, its optimiser and options, built by the trainer's factories."""
 
     def __init__(self, ctx: "Context", model: str, path: str, *, compat: bool = False, amp_dtype: str = "bfloat16",
-                 channels_last: bool = False, compile: bool = False):
+                 channels_last: bool = False, compile: bool = False, compile_model: str = "off"):
         self.o = options(ctx.root, ctx.out, ctx.sz, model, path, compat=compat, amp_dtype=amp_dtype,
                          workers=ctx.workers)
         self.ds = ctx.datasets(path)
@@ -197,6 +197,7 @@ class Setup:
         self.model = build_model(self.o.model_name, modality_dims(self.ds["train"]), self.o.compat,
                                  **model_kwargs(self.o)).to(ctx.device)
         engine.optimise_backbone(self.model, channels_last=channels_last, compile=compile)
+        self.train_model = engine.compiled_for_training(self.model, compile_model)
         self.optimizer = create_optimizer(self.model, **optimizer_kwargs(self.o))
         self.scaler = engine.make_scaler(ctx.device, True, amp_dtype)
         self.amp_dtype = amp_dtype
@@ -206,7 +207,7 @@ class Setup:
         self.device = ctx.device
 
     def train(self, batches: Iterable[Dict[str, Any]]) -> Dict[str, float]:
-        return engine.train_one_epoch(self.model, self.optimizer, batches, self.device, 0, scaler=self.scaler,
+        return engine.train_one_epoch(self.train_model, self.optimizer, batches, self.device, 0, scaler=self.scaler,
                                       amp=True, amp_dtype=self.amp_dtype, transform=self.train_tf,
                                       generator=self.gen, progress=False)
 
@@ -222,6 +223,7 @@ class Context:
         self.info = DistInfo(device=device)
         self._datasets: Dict[str, Dict[str, WindowDataset]] = {}
         self._device_batches: Dict[str, List[Dict[str, Any]]] = {}
+        self.kept: Optional[Setup] = None  # a compiled set-up, reused by the next measurement
 
     def datasets(self, path: str) -> Dict[str, WindowDataset]:
         if path not in self._datasets:
@@ -385,11 +387,17 @@ def time_backbone(ctx: Context, train_mode: bool, dtype: str, channels_last: boo
 
 
 def time_train_step(ctx: Context, model: str, path: str, *, compat: bool, amp_dtype: str, channels_last: bool,
-                    compile: bool = False) -> Dict[str, Any]:
-    s = Setup(ctx, model, path, compat=compat, amp_dtype=amp_dtype, channels_last=channels_last, compile=compile)
+                    compile: bool = False, compile_model: str = "off", keep: bool = False) -> Dict[str, Any]:
+    """GPU-bound training steps. ``keep`` leaves the set-up in ``ctx.kept`` (a compiled model's
+    end-to-end run then does not compile again)."""
+    ctx.kept = None
+    s = Setup(ctx, model, path, compat=compat, amp_dtype=amp_dtype, channels_last=channels_last, compile=compile,
+              compile_model=compile_model)
     batches = ctx.device_batches(path, "train")
+    # a compiled model compiles (and records CUDA graphs) per batch kind (padded or not) in warm-up
+    warmup = ctx.sz["warmup"] if compile_model == "off" else 2 * len(batches) + 1
     t = time.perf_counter()
-    s.train(cycle(batches, ctx.sz["warmup"]))
+    s.train(cycle(batches, warmup))
     sync(ctx.device)
     warm = time.perf_counter() - t
     steps = ctx.sz["steps"]
@@ -397,14 +405,22 @@ def time_train_step(ctx: Context, model: str, path: str, *, compat: bool, amp_dt
     res = s.train(cycle(batches, steps))
     sync(ctx.device)
     dt = time.perf_counter() - t
+    if keep:
+        ctx.kept = s
     return {"ms_per_step": dt / steps * 1e3, "windows_per_s": steps * ctx.sz["batch"] / dt, "warmup_s": warm,
             "loss": res["loss"]}
 
 
 def time_train_e2e(ctx: Context, model: str, path: str, *, compat: bool, amp_dtype: str,
-                   channels_last: bool) -> Dict[str, Any]:
-    s = Setup(ctx, model, path, compat=compat, amp_dtype=amp_dtype, channels_last=channels_last)
-    s.train(cycle(ctx.device_batches(path, "train"), ctx.sz["warmup"]))  # cudnn autotuning is not the loader's
+                   channels_last: bool, kept: bool = False) -> Dict[str, Any]:
+    """``kept``: reuse the set-up the previous train_step left (already compiled and warm)."""
+    if kept:
+        if ctx.kept is None:
+            raise RuntimeError("no set-up kept from the train_step measurement (did it fail?)")
+        s, ctx.kept = ctx.kept, None
+    else:
+        s = Setup(ctx, model, path, compat=compat, amp_dtype=amp_dtype, channels_last=channels_last)
+        s.train(cycle(ctx.device_batches(path, "train"), ctx.sz["warmup"]))  # cudnn autotuning is not the loader's
     loader = ctx.loader(path, "train")
     n = ctx.sz["e2e_steps"]
     t = time.perf_counter()
@@ -419,6 +435,66 @@ def time_train_e2e(ctx: Context, model: str, path: str, *, compat: bool, amp_dty
     return {"windows_per_s": res["windows"] / dt, "steps": n + 1, "startup_s": start, "loss": res["loss"]}
 
 
+SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")
+
+
+def count_ops(ctx: Context, model: str, path: str, *, padded: bool, steps: int = 4) -> Dict[str, Any]:
+    """Operators, kernels and host synchronisations per training step (fixed mode, bf16 autocast,
+    train_one_epoch over ``steps`` device batches, face transform included), from torch.profiler.
+
+    ``aten_ops``: operators called from Python (aten events without an aten parent), i.e. the
+    host's dispatch work, the figure that bounds a launch-bound step; ``host_syncs``: host reads
+    of device values (``aten::_local_scalar_dense``: ``.item()``, ``bool(t)``, ``.tolist()``...)
+    plus, on CUDA, explicit stream/device synchronisations; ``kernels``: device kernels (CUDA
+    only). The 2 reads at the end of train_one_epoch are spread over ``steps``. ``padded``: the
+    model gets the mask (a batch with padded frames) rather than None (no padding)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    s = Setup(ctx, model, path, amp_dtype="bfloat16", channels_last=ctx.device.type == "cuda")
+    base = ctx.device_batches(path, "train")[0]
+    batch = {**base, "full": not padded}  # engine.model_mask: None for a batch without padding
+    s.train([batch])  # warm: cudnn autotuning, lazy inits
+    sync(ctx.device)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if ctx.device.type == "cuda" else [])
+    t = time.perf_counter()
+    with profile(activities=acts) as prof:
+        s.train([batch] * steps)
+        sync(ctx.device)
+    wall = time.perf_counter() - t
+    ev = prof.events()
+    aten = [e for e in ev if e.name.startswith("aten::")]
+    roots = [e for e in aten if e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")]
+    reads = sum(1 for e in aten if e.name == "aten::_local_scalar_dense")
+    waits = sum(1 for e in ev if e.name in SYNC_CALLS)
+    kernels = sum(1 for e in ev if e.device_type.name == "CUDA")
+    top: Dict[str, int] = {}
+    for e in roots:
+        top[e.name] = top.get(e.name, 0) + 1
+    return {"aten_ops_per_step": len(roots) / steps, "all_aten_ops_per_step": len(aten) / steps,
+            "host_reads_per_step": reads / steps, "sync_calls_per_step": waits / steps,
+            "kernels_per_step": kernels / steps if ctx.device.type == "cuda" else None,
+            "profiled_ms_per_step": wall / steps * 1e3, "steps": steps,
+            "top_ops": dict(sorted(top.items(), key=lambda kv: -kv[1])[:12])}
+
+
+class _Timed:
+    """Iterates a loader, noting when its first batch arrived (worker start-up)."""
+
+    def __init__(self, loader):
+        self.loader, self.first_s, self.first_frames = loader, None, 0
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        t = time.perf_counter()
+        for i, b in enumerate(self.loader):
+            if i == 0:
+                self.first_s = time.perf_counter() - t
+                self.first_frames = int(b["mask"].sum())
+            yield b
+
+
 def time_eval(ctx: Context, model: str, path: str, *, compat: bool, amp_dtype: str, channels_last: bool,
               batch: int = 1) -> Dict[str, Any]:
     s = Setup(ctx, model, path, compat=compat, amp_dtype=amp_dtype, channels_last=channels_last)
@@ -431,12 +507,19 @@ def time_eval(ctx: Context, model: str, path: str, *, compat: bool, amp_dtype: s
         s.predict(dev_batches)
         sync(ctx.device)
         out[f"{tag}_frames_per_s"] = frames / (time.perf_counter() - t)
+    # one loader for both passes, as the trainer keeps its validation loader (persistent workers):
+    # the cold pass pays the workers' start-up, the warm one does not
+    loader = ctx.loader(path, "val", batch)
     for tag in ("e2e_cold", "e2e_warm"):
-        loader = ctx.loader(path, "val", batch)
+        timed = _Timed(loader)
         t = time.perf_counter()
-        preds = s.predict(loader)
+        preds = s.predict(timed)
         sync(ctx.device)
-        out[f"{tag}_frames_per_s"] = frames / (time.perf_counter() - t)
+        dt = time.perf_counter() - t
+        out[f"{tag}_frames_per_s"] = frames / dt
+        out[f"{tag}_first_batch_s"] = timed.first_s
+        if timed.first_s is not None and frames > timed.first_frames:  # past the first batch: the steady rate
+            out[f"{tag}_after_first_frames_per_s"] = (frames - timed.first_frames) / (dt - timed.first_s)
     scored = sum(len(p["labels"]) for p in preds.values())
     if not s.o.compat and scored != frames:
         raise AssertionError(f"evaluation scored {scored} frames, the videos have {frames}")
@@ -507,6 +590,25 @@ def markdown(res: Dict[str, Any]) -> str:
             add("eval, GPU-bound (warm)", r, "gpu_warm_frames_per_s", og["eval_gpu_frames_per_s"], "frames/s", nd=0)
             add("eval, end to end (cold)", r, "e2e_cold_frames_per_s", og["eval_e2e_frames_per_s"][1], "frames/s", nd=0)
             add("eval, end to end (warm)", r, "e2e_warm_frames_per_s", og["eval_e2e_frames_per_s"][1], "frames/s", nd=0)
+            if r.get("e2e_warm_after_first_frames_per_s") is not None:
+                add("  warm, past the first video", r, "e2e_warm_after_first_frames_per_s",
+                    og["eval_e2e_frames_per_s"][1], "frames/s", nd=0)
+    ops = [r for r in rows if r["section"] == "ops"]
+    if ops:
+        lines += ["", "## Operators per training step", "",
+                  "From torch.profiler over a few train_one_epoch steps (face transform included): operators "
+                  "called from Python (the host's launch work), host reads of device values, explicit "
+                  "synchronisations, device kernels.", "",
+                  "| model | path | variant | aten ops | host reads | sync calls | kernels | profiled ms |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in ops:
+            if r.get("status") != "ok":
+                lines.append(f"| {r['model']} | {r['path']} | {r['variant']} | {r.get('status')}: "
+                             f"{r.get('error', '')[:80]} | | | | |")
+                continue
+            lines.append(f"| {r['model']} | {r['path']} | {r['variant']} | {_fmt(r['aten_ops_per_step'], 0)} | "
+                         f"{_fmt(r['host_reads_per_step'], 2)} | {_fmt(r['sync_calls_per_step'], 2)} | "
+                         f"{_fmt(r.get('kernels_per_step'), 0)} | {_fmt(r['profiled_ms_per_step'], 1)} |")
     lines += ["", "Evaluation ratios are against the upper end (3,700 frames/s) of the original's 2,700-3,700. "
               f"The original's peak GPU memory: {og['peak_train_gib']} GiB training, {og['peak_eval_gib']} GiB "
               "evaluation.", "", "## Speed goals (issue 17)", "", "| goal | target | measured | met |",
@@ -621,6 +723,27 @@ def main(argv: Optional[List[str]] = None) -> int:
         n_loader = 10 if a.tiny else 60
         rec.run("loader", lambda: time_loader(ctx, "video", n_loader), path="video", variant=f"{workers} workers")
         rec.run("loader", lambda: time_loader(ctx, "vision", n_loader), path="vision", variant=f"{workers} workers")
+        # per-step operator / kernel / host-sync counts: the launch-bound part of a step
+        for m in models:
+            for path in ("video", "vision"):
+                for padded in (False, True):
+                    rec.run("ops", lambda m=m, path=path, padded=padded: count_ops(ctx, m, path, padded=padded),
+                            model=m, path=path, variant="fixed bf16, " + ("padded batch" if padded else "no padding"),
+                            need_s=5)
+        # the whole model compiled for training (CUDA graphs), early so that the budget keeps it
+        compiled = [("vision", m, False) for m in models] + [("video", models[0], True)]
+        for path, m, cl in compiled:
+            variant = "fixed bf16" + (" channels-last" if cl else "") + " compiled model reduce-overhead"
+            if a.tiny or a.no_compile:
+                rec.rows.append({"section": "train_step", "model": m, "path": path, "variant": variant,
+                                 "status": "skipped", "error": "--tiny (CPU smoke run)" if a.tiny else "--no-compile"})
+                continue
+            rec.run("train_step", lambda m=m, path=path, cl=cl: time_train_step(
+                ctx, m, path, compat=False, amp_dtype="bfloat16", channels_last=cl, compile_model="reduce-overhead",
+                keep=True), model=m, path=path, variant=variant, need_s=60 if path == "vision" else 90)
+            rec.run("train_e2e", lambda m=m, path=path, cl=cl: time_train_e2e(
+                ctx, m, path, compat=False, amp_dtype="bfloat16", channels_last=cl, kept=True),
+                model=m, path=path, variant=variant, need_s=10)
         rec.run("backbone", lambda: time_backbone(ctx, True, "float16", False, False), model="ir50",
                 variant="train-mode fp16")
         rec.run("backbone", lambda: time_backbone(ctx, False, "bfloat16", True, False), model="ir50",

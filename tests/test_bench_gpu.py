@@ -40,5 +40,14 @@ def test_gpu_bench_tiny_runs_and_checks_pass(tmp_path):
     assert all(r["frames"] == res["dataset"]["val_frames"] for r in ev)
     # the compile rows are skipped on --tiny, and say so
     assert any(r["status"] == "skipped" and "tiny" in r["error"] for r in rows)
+    # operator counts per step, every model and path; the model reads nothing back from the
+    # device: the only host reads are the loss and non-finite check at the end of the epoch (2 over 4 steps)
+    ops = {(r["model"], r["path"], r["variant"].endswith("padded batch")): r for r in rows if r["section"] == "ops"}
+    assert set(ops) == {(m, p, pad) for m in ("jmt", "lfan", "can") for p in ("video", "vision") for pad in (False, True)}
+    for (m, p, pad), r in ops.items():
+        assert r["status"] == "ok" and r["steps"] == 4 and r["host_reads_per_step"] == 0.5, r
+        if pad:  # the masked BatchNorm / key-padding work only when frames are padded
+            assert r["aten_ops_per_step"] > ops[(m, p, False)]["aten_ops_per_step"], (m, p)
     md = (tmp_path / "gpu-bench.md").read_text()
+    assert "## Operators per training step" in md
     assert "| train, end to end | jmt | video |" in md and "21.3 win/s" in md and "## Correctness" in md

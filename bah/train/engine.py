@@ -86,6 +86,20 @@ def optimise_backbone(model: torch.nn.Module, channels_last: bool = False, compi
     return model
 
 
+def compiled_for_training(model: torch.nn.Module, mode: str = "off") -> torch.nn.Module:
+    """The module the training steps call: ``model`` itself, or ``torch.compile(model)`` (``mode``
+    a torch.compile mode) sharing its parameters, buffers and state-dict keys.
+
+    For training only: every window has the same static shape, so the whole forward (and the
+    backward through AOTAutograd) compiles once per batch kind (padded or not), and with
+    ``reduce-overhead`` each step replays as a CUDA graph instead of ~1,000-2,500 operator calls
+    from Python (bench/gpu.py, "Operators per training step"). Evaluation keeps calling the
+    eager ``model``: each video has its own length, which would recompile per video."""
+    if mode == "off":
+        return model
+    return torch.compile(model, mode=mode, dynamic=False)
+
+
 def model_mask(batch: Mapping[str, Any]) -> Optional[torch.Tensor]:
     """The mask for the model, or None when collate saw no padding: a model given a mask asks
     the device whether it is all True (``bool(mask.all())``), which makes the host wait."""
@@ -132,6 +146,8 @@ def train_one_epoch(model, optimizer, loader, device, epoch: int, *, scaler=None
             scheduler.step_update(i / max(len(loader), 1))
         recent_ids[i] = batch["video_id"]
         batch = to_device(batch, device, transform, generator)
+        # a new step for CUDA-graph replays of a compiled model (only a counter otherwise)
+        torch.compiler.cudagraph_mark_step_begin()
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, amp, amp_dtype):
             out = model(batch["inputs"], mask=model_mask(batch))

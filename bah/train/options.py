@@ -28,6 +28,8 @@ DATASETS = ("MELD", "C-EXPR-DB", "C-EXPR-DB-CHALLENGE", "AH", "BAH_DB")
 SUPERVISION = ("video_fr_sup", "video_global_sup")
 EVAL_SETS = ("train", "val", "test")
 AMP_DTYPES = ("float16", "bfloat16", "auto")  # auto: bfloat16 where the device has it, else float16 + GradScaler
+#: --compile_model: "off" or a torch.compile mode.
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
 def aggregation_names() -> List[str]:
@@ -279,6 +281,10 @@ def get_args_parser(add_help: bool = True, include_common: bool = True) -> argpa
                    help="face backbone in channels-last memory format on CUDA (faster convolutions)")
     g.add_argument("--compile", type=str2bool, nargs="?", const=True, default=False,
                    help="torch.compile the face backbone (minutes of compilation at start-up)")
+    g.add_argument("--compile_model", default="off", choices=COMPILE_MODES,
+                   help="torch.compile the whole model for the training steps (windows have one static shape; "
+                        "evaluation stays eager): 'default' fuses operators, 'reduce-overhead' also replays each "
+                        "step as a CUDA graph. Off until measured (bench/gpu.py)")
     g.add_argument("--pin_memory", type=str2bool, default=True, help="page-locked loader batches on CUDA")
     g.add_argument("--persistent_workers", type=str2bool, default=True,
                    help="keep the loader workers between epochs instead of re-forking them")

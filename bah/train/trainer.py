@@ -255,6 +255,7 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
             st.epoch = o.num_epochs
         log.info("resumed from %s at epoch %d (best %s at epoch %d)", run.last, st.epoch, st.best_metric, st.best_epoch)
     model = wrap_ddp(model, info)
+    train_model = engine.compiled_for_training(model, o.compile_model)
     train_tf = FaceTransform(o.face_resize, o.face_crop, train=True, pil_exact=o.compat)
     eval_tf = FaceTransform(o.face_resize, o.face_crop, train=False, pil_exact=o.compat)
     key = select_key(o)
@@ -275,8 +276,9 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
             if info.distributed:  # the released parameters must be all-reduced too
                 model = None
                 model = wrap_ddp(base_model, info)
+                train_model = engine.compiled_for_training(model, o.compile_model)
         lr = optimizer.param_groups[0]["lr"]
-        tr = engine.train_one_epoch(model, optimizer, loader, info.device, epoch, scaler=scaler, amp=o.amp,
+        tr = engine.train_one_epoch(train_model, optimizer, loader, info.device, epoch, scaler=scaler, amp=o.amp,
                                     amp_dtype=o.amp_dtype, transform=train_tf, generator=gen,
                                     supervision=o.train_supervision_type, scheduler=scheduler,
                                     clip_grad=o.opt__clip_grad, progress=o.verbose and info.is_main,

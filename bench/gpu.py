@@ -37,6 +37,7 @@ import itertools
 import os
 import platform
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -101,7 +102,9 @@ class Recorder:
         return self.budget_s - self.elapsed()
 
     def run(self, section: str, fn: Callable[[], Dict[str, Any]], *, model: str = "", path: str = "",
-            variant: str = "", need_s: float = 0.0) -> Dict[str, Any]:
+            variant: str = "", need_s: float = 0.0, limit_s: Optional[float] = None) -> Dict[str, Any]:
+        """``limit_s``: stop the measurement after this long (a compilation that never ends must
+        not take the rest of the run with it); it is then recorded as an error."""
         row: Dict[str, Any] = {"section": section, "model": model, "path": path, "variant": variant}
         label = " ".join(x for x in (section, model, path, variant) if x)
         if self.left() < need_s:
@@ -116,7 +119,8 @@ class Recorder:
             torch.cuda.reset_peak_memory_stats()
         t = time.perf_counter()
         try:
-            row.update(fn())
+            with time_limit(limit_s):
+                row.update(fn())
             row["status"] = "ok"
         except Exception as exc:  # recorded, and the next measurement runs
             row.update(status="error", error=f"{type(exc).__name__}: {exc}"[:2000])
@@ -131,6 +135,29 @@ class Recorder:
         log(f"[{self.elapsed():6.1f}s] {label}: {shown}")
         self.rows.append(row)
         return row
+
+
+class MeasurementTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: Optional[float]):
+    """Raise MeasurementTimeout in the main thread after ``seconds`` (POSIX interval timer)."""
+    if not seconds or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise MeasurementTimeout(f"stopped after {seconds:.0f}s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def sync(device: torch.device) -> None:
@@ -661,6 +688,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--models", default="jmt,lfan,can")
     ap.add_argument("--workers", type=int, default=None, help="loader workers (default min(12, CPUs))")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--compile-limit-s", type=float, default=90.0,
+                    help="stop a compiled-model measurement (compilation included) after this many seconds")
     ap.add_argument("--root", default=None, help="dataset folder (default: a temporary folder)")
     a = ap.parse_args(argv)
     t_start = time.perf_counter()
@@ -730,20 +759,24 @@ def main(argv: Optional[List[str]] = None) -> int:
                     rec.run("ops", lambda m=m, path=path, padded=padded: count_ops(ctx, m, path, padded=padded),
                             model=m, path=path, variant="fixed bf16, " + ("padded batch" if padded else "no padding"),
                             need_s=5)
-        # the whole model compiled for training (CUDA graphs), early so that the budget keeps it
+        # the whole model compiled for training (CUDA graphs): the first model's vision path early,
+        # so that the budget keeps it; the others after the eager measurements
         compiled = [("vision", m, False) for m in models] + [("video", models[0], True)]
-        for path, m, cl in compiled:
+
+        def run_compiled(path: str, m: str, cl: bool) -> None:
             variant = "fixed bf16" + (" channels-last" if cl else "") + " compiled model reduce-overhead"
             if a.tiny or a.no_compile:
                 rec.rows.append({"section": "train_step", "model": m, "path": path, "variant": variant,
                                  "status": "skipped", "error": "--tiny (CPU smoke run)" if a.tiny else "--no-compile"})
-                continue
-            rec.run("train_step", lambda m=m, path=path, cl=cl: time_train_step(
+                return
+            rec.run("train_step", lambda: time_train_step(
                 ctx, m, path, compat=False, amp_dtype="bfloat16", channels_last=cl, compile_model="reduce-overhead",
-                keep=True), model=m, path=path, variant=variant, need_s=60 if path == "vision" else 90)
-            rec.run("train_e2e", lambda m=m, path=path, cl=cl: time_train_e2e(
+                keep=True), model=m, path=path, variant=variant, need_s=90, limit_s=a.compile_limit_s)
+            rec.run("train_e2e", lambda: time_train_e2e(
                 ctx, m, path, compat=False, amp_dtype="bfloat16", channels_last=cl, kept=True),
-                model=m, path=path, variant=variant, need_s=10)
+                model=m, path=path, variant=variant, need_s=10, limit_s=60)
+
+        run_compiled(*compiled[0])
         rec.run("backbone", lambda: time_backbone(ctx, True, "float16", False, False), model="ir50",
                 variant="train-mode fp16")
         rec.run("backbone", lambda: time_backbone(ctx, False, "bfloat16", True, False), model="ir50",
@@ -785,6 +818,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             rec.run("eval", lambda m=m: time_eval(ctx, m, "vision", compat=False, amp_dtype="bfloat16",
                                                   channels_last=False), model=m, path="vision",
                     variant="fixed bf16", need_s=5)
+        for args in compiled[1:]:
+            run_compiled(*args)
         if a.no_compile or a.tiny:
             why = "--tiny (CPU smoke run)" if a.tiny else "--no-compile"
             rec.rows.append({"section": "train_step", "model": models[0], "path": "video",

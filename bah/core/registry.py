@@ -7,7 +7,9 @@ from ``Registry.list()`` so there is never a second list of names to keep in ste
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Generic, List, Optional, TypeVar
+import argparse
+
+from typing import Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar
 
 T = TypeVar("T")
 
@@ -46,6 +48,20 @@ class Registry(Generic[T]):
 
     def list(self) -> List[str]:
         return sorted(self._items)
+
+    def names_type(self, noun: Optional[str] = None) -> Callable[[str], Tuple[str, ...]]:
+        """An argparse ``type`` for a comma-separated list of registered names ("a,b"); an
+        unknown name is a usage error listing the known ones."""
+        noun = noun or self.kind
+
+        def parse(value: str) -> Tuple[str, ...]:
+            names = tuple(s.strip() for s in value.split(",") if s.strip())
+            for n in names:
+                if n not in self._items:
+                    raise argparse.ArgumentTypeError(f"unknown {noun} {n!r}; choose from {', '.join(self.list())}")
+            return names
+
+        return parse
 
     def ordered(self) -> List[str]:
         """Names in registration order, for kinds whose order means something (pipeline steps)."""

@@ -175,7 +175,8 @@ def _extract_one(rec: Any, ns: Sequence[str], out: Path, data_root: Optional[Pat
 
 def missing_inputs(records: Sequence[Any], out: Path, names: Sequence[str]) -> None:
     """Stop up front, once, when vision extractors run before `bah faces` did for any video of the block."""
-    from bah.stages.features.visual import FACES_FILE, RECORD_FILE
+    from bah.stages.faces.tracking import RECORD_FILE
+    from bah.stages.features.visual import FACES_FILE
 
     vision = [n for n in names if EXTRACTORS.get(n).modality == "vision"]
     if not vision or not records:
@@ -190,17 +191,9 @@ def missing_inputs(records: Sequence[Any], out: Path, names: Sequence[str]) -> N
 # command line
 
 
-def _csv(value: str) -> Tuple[str, ...]:
-    names = tuple(s.strip() for s in value.split(",") if s.strip())
-    for n in names:
-        if n not in EXTRACTORS:
-            raise argparse.ArgumentTypeError(f"unknown extractor {n!r}; choose from {', '.join(EXTRACTORS.list())}")
-    return names
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("features")
-    g.add_argument("--extractors", type=_csv, default=None, metavar="A,B",
+    g.add_argument("--extractors", type=EXTRACTORS.names_type("extractor"), default=None, metavar="A,B",
                    help=f"comma-separated extractors; known: {', '.join(EXTRACTORS.list())} (default logmel,bert,landmarks)")
     g.add_argument("--split", choices=("train", "val", "test"), default=None, help="only this split (default: all)")
     g.add_argument("--force", action="store_true", help="recompute even videos whose outputs are up to date")

@@ -202,17 +202,9 @@ def _extract_one(rec: Any, ns: Sequence[str], out: Path, data_root: Optional[Pat
 # command line
 
 
-def _csv(value: str) -> Tuple[str, ...]:
-    names = tuple(s.strip() for s in value.split(",") if s.strip())
-    for n in names:
-        if n not in VIDEO_EXTRACTORS:
-            raise argparse.ArgumentTypeError(f"unknown extractor {n!r}; choose from {', '.join(VIDEO_EXTRACTORS.list())}")
-    return names
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("video features")
-    g.add_argument("--extractors", type=_csv, default=None, metavar="A,B",
+    g.add_argument("--extractors", type=VIDEO_EXTRACTORS.names_type("extractor"), default=None, metavar="A,B",
                    help=f"comma-separated; known: {', '.join(VIDEO_EXTRACTORS.list())} "
                         f"(default {','.join(VideoFeatureConfig.__dataclass_fields__['extractors'].default)})")
     g.add_argument("--window", dest="window_s", type=float, default=None, metavar="SECONDS", help="window length (5)")

@@ -21,14 +21,13 @@ import numpy as np
 
 from bah.stages.faces.alignment import arcface_template, compat_similarity, fit_similarity, five_points
 from bah.stages.faces.detector import DETECTORS, LandmarkPredictor
-from bah.stages.faces.tracking import FILL_POLICIES, FaceRecord, FaceTracker
+from bah.stages.faces.tracking import FILL_POLICIES, RECORD_FILE, FaceRecord, FaceTracker
 from bah.stages.faces.writer import FaceArrayWriter, remove_stale_temporaries
 from bah.core.files import atomic_path
 
 log = logging.getLogger(__name__)
 
 VIDEO_FILE = "video.npy"
-RECORD_FILE = "face_record.npz"
 
 
 @dataclass

@@ -152,6 +152,29 @@ class FaceRecord:
                 "landmarks68": self.landmarks68, "score": self.score, "affine": self.affine}
 
 
+RECORD_FILE = "face_record.npz"  # the face stage's per-frame record, beside video.npy
+
+
+def read_face_record(folder, video_id: str, n_frames: Optional[int] = None) -> dict:
+    """A video's face record (``detected``, ``source``, ``landmarks68`` (N, 68, 2), ...), checked;
+    errors name the video or the file and say what to run."""
+    from pathlib import Path
+
+    path = Path(folder) / RECORD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{video_id}: no face record at {path}; run `bah faces` first")
+    with np.load(path, allow_pickle=False) as rec:
+        arrays = {k: rec[k] for k in rec.files}
+    lm = arrays.get("landmarks68")
+    if lm is None:
+        raise ValueError(f"{path}: no 'landmarks68' array (has {sorted(arrays)})")
+    if lm.ndim != 3 or lm.shape[1:] != (68, 2):
+        raise ValueError(f"{path}: landmarks68 has shape {lm.shape}, expected (N, 68, 2)")
+    if n_frames and lm.shape[0] != n_frames:
+        raise ValueError(f"{path}: {lm.shape[0]} rows but the manifest says N={n_frames}")
+    return arrays
+
+
 class FillPolicy:
     """Streams frames: ``found(i)`` after a face was written to row i, ``missing(i, frame)``
     for a frame without one, ``finish()`` at the end. Writes rows through ``faces[i] = ...``."""

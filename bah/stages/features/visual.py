@@ -16,12 +16,12 @@ from typing import Any, Dict, Iterator, Optional
 
 import numpy as np
 
+from bah.stages.faces.tracking import read_face_record
 from bah.stages.features.base import EXTRACTORS, Extractor, VideoInput, resolve_device
 
 log = logging.getLogger(__name__)
 
 FACES_FILE = "video.npy"
-RECORD_FILE = "face_record.npz"
 
 
 def open_faces(video: VideoInput) -> np.ndarray:
@@ -255,16 +255,9 @@ class LandmarkExtractor(Extractor):
         return 136
 
     def extract(self, video: VideoInput) -> np.ndarray:
-        path = Path(video.out_dir) / RECORD_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{video.video_id}: no face record at {path}; run `bah faces` first")
-        with np.load(path, allow_pickle=False) as rec:
-            if "landmarks68" not in rec.files:
-                raise ValueError(f"{path}: no 'landmarks68' array (has {rec.files})")
-            pts = rec["landmarks68"]
-            found = rec["source"] >= 0 if "source" in rec.files else np.ones(pts.shape[0], bool)
-        if pts.shape[0] != video.n_frames:
-            raise ValueError(f"{path}: {pts.shape[0]} rows but the manifest says N={video.n_frames}")
+        rec = read_face_record(video.out_dir, video.video_id, video.n_frames)
+        pts = rec["landmarks68"]
+        found = rec["source"] >= 0 if "source" in rec else np.ones(pts.shape[0], bool)
         out = normalise_landmarks(pts)
         out[~found] = 0.0  # full-frame fallback rows carry no landmarks of a face
         return out

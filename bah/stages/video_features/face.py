@@ -15,14 +15,13 @@ Per window (frames whose recorded time falls in it) and over the whole video:
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 
+from bah.stages.faces.tracking import read_face_record
 from bah.stages.video_features.base import VIDEO_EXTRACTORS, Clip, VideoExtractor
 
-RECORD_FILE = "face_record.npz"
 NAMES = ("face_ratio", "motion_mean", "motion_std", "motion_max", "roll_std", "yaw_std", "ear_mean", "ear_std",
          "blink_rate", "mouth_mean", "mouth_std", "mouth_max")
 BLINK_FRACTION = 0.75
@@ -85,18 +84,9 @@ class FaceDynamicsExtractor(VideoExtractor):
     def extract(self, clip: Clip, times: np.ndarray):
         if clip.face_dir is None:
             raise FileNotFoundError(f"{clip.video_id}: no face-stage folder; run `bah faces` first")
-        path = Path(clip.face_dir) / RECORD_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{clip.video_id}: no face record at {path}; run `bah faces` first")
-        with np.load(path, allow_pickle=False) as rec:
-            if "landmarks68" not in rec.files:
-                raise ValueError(f"{path}: no 'landmarks68' array (has {rec.files})")
-            lm = rec["landmarks68"]
-            ok = rec["detected"].astype(bool) if "detected" in rec.files else np.ones(len(lm), bool)
-        if lm.ndim != 3 or lm.shape[1:] != (68, 2):
-            raise ValueError(f"{path}: landmarks68 has shape {lm.shape}, expected (N, 68, 2)")
-        if clip.n_frames and lm.shape[0] != clip.n_frames:
-            raise ValueError(f"{path}: {lm.shape[0]} rows but the manifest says N={clip.n_frames}")
+        rec = read_face_record(clip.face_dir, clip.video_id, clip.n_frames)
+        lm = rec["landmarks68"]
+        ok = rec["detected"].astype(bool) if "detected" in rec else np.ones(len(lm), bool)
         ok = ok & np.isfinite(lm).all(axis=(1, 2))
         t = clip.frame_times() if len(clip.frame_times()) == lm.shape[0] else np.arange(lm.shape[0]) / clip.fps
         m = frame_measures(np.where(ok[:, None, None], lm, 0.0), clip.fps, t)

@@ -172,3 +172,22 @@ def read_yaml(path: PathLike, error: type = ValueError, what: str = "file", name
         raise error(f"{name}: the top level must be a mapping")
     return data
 
+
+def read_json(path: PathLike, missing: Optional[str] = None, required: Iterable[str] = ()) -> Dict[str, Any]:
+    """A JSON object with the ``required`` keys; errors name the file.
+
+    FileNotFoundError (with ``missing`` as its message when given) for an absent file, ValueError
+    for invalid JSON or a missing key."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise FileNotFoundError(missing or f"{path}: not found") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: invalid JSON ({exc})") from None
+    for key in required:
+        if key not in data:
+            raise ValueError(f"{path}: missing {key!r}")
+    return data
+

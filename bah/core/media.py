@@ -106,14 +106,20 @@ def probe_times(path: os.PathLike) -> Tuple[MediaInfo, np.ndarray]:
     return _probe(path, True)
 
 
+def _video_stream(container, path: Path):
+    """The first video stream, decoded with FFmpeg's own threading; MediaError when there is none."""
+    if not container.streams.video:
+        raise MediaError(f"{path}: no video stream")
+    vs = container.streams.video[0]
+    vs.thread_type = "AUTO"
+    return vs
+
+
 def _probe(path: os.PathLike, count_frames: bool) -> Tuple[MediaInfo, np.ndarray]:
     path = Path(path)
     container = _open(path)
     try:
-        if not container.streams.video:
-            raise MediaError(f"{path}: no video stream")
-        vs = container.streams.video[0]
-        vs.thread_type = "AUTO"
+        vs = _video_stream(container, path)
         avg_fps = _rate(vs.average_rate)
         real_fps = _rate(vs.guessed_rate) or _rate(vs.base_rate) or avg_fps
         container_frames = int(vs.frames or 0)
@@ -233,10 +239,7 @@ def iter_frames(path: os.PathLike, rotate: bool = True) -> Iterator[np.ndarray]:
     path = Path(path)
     container = _open(path)
     try:
-        if not container.streams.video:
-            raise MediaError(f"{path}: no video stream")
-        vs = container.streams.video[0]
-        vs.thread_type = "AUTO"
+        vs = _video_stream(container, path)
         rotation = None
         for frame in container.decode(vs):
             if rotation is None:

@@ -12,13 +12,13 @@ in the failure list and left out; the others load.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from bah.core.files import read_json
 from bah.core.layout import transcript_path, video_features_dir, video_key
 from bah.data import Release, participant_of, read_transcription
 
@@ -128,17 +128,8 @@ class VideoTable:
 
 def read_feature_meta(work: Path, name: str) -> Dict:
     path = video_features_dir(work, name) / "meta.json"
-    try:
-        with open(path, encoding="utf-8") as fh:
-            meta = json.load(fh)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"video feature {name!r}: no {path} (run the video-feature stage first)") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON ({exc})") from None
-    for key in ("window_s", "hop_s", "dim"):
-        if key not in meta:
-            raise ValueError(f"{path}: missing {key!r}")
-    return meta
+    return read_json(path, f"video feature {name!r}: no {path} (run the video-feature stage first)",
+                     required=("window_s", "hop_s", "dim"))
 
 
 def read_video_npz(path: Path, dim: int) -> Dict[str, np.ndarray]:

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Tuple, Union
 
+from bah.core.files import read_json
+
 __all__ = ["RUN_FILE", "SelectionLeakError", "require_clean_selection", "read_run", "read_predictions",
            "predictions_path", "summary_markdown"]
 
@@ -32,17 +34,8 @@ def require_clean_selection(run: Mapping[str, Any]) -> None:
 
 def read_run(run_dir: PathLike) -> Dict[str, Any]:
     path = Path(run_dir) / RUN_FILE
-    try:
-        with open(path, encoding="utf-8") as fh:
-            run = json.load(fh)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: not a video run (written by `bah fit-video`)") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON ({exc})") from None
-    for key in ("threshold", "selection", "predictions"):
-        if key not in run:
-            raise ValueError(f"{path}: missing {key!r}")
-    return run
+    return read_json(path, f"{path}: not a video run (written by `bah fit-video`)",
+                     required=("threshold", "selection", "predictions"))
 
 
 def predictions_path(run_dir: PathLike, run: Mapping[str, Any], which: str) -> Path:

@@ -9,6 +9,7 @@ that turns frames into time or time into frames asks :func:`frame_times` for the
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -345,7 +346,7 @@ def write_video(dest: Any, frames: Any, fps: float, *, times: Optional[np.ndarra
                 aus = container.add_stream("aac", rate=audio_rate, layout="mono")
                 aus.bit_rate = 64000
             a_pos = written = 0
-            for i, rgb in enumerate(_chain(first, it)):
+            for i, rgb in enumerate(itertools.chain([first], it)):
                 if n_frames is not None and i >= n_frames:
                     break
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
@@ -379,11 +380,6 @@ def write_video(dest: Any, frames: Any, fps: float, *, times: Optional[np.ndarra
     Path(dest).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest, suffix="." + fmt) as tmp:
         encode(str(tmp))
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
 
 
 def _encode_audio(container, stream, samples: np.ndarray, start: int, audio_rate: int) -> None:

@@ -212,9 +212,9 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
 
     exp_id = broadcast_object(exp_id, info)
     validation.check_before_run(o, info)  # before the run folder exists
-    resume = resume_check(o, run_dir(Path(o.output_root), o.dataset_name, o.fold_to_run, exp_id))
-    run = RunFolder.open_for_training(run_dir(Path(o.output_root), o.dataset_name, o.fold_to_run, exp_id),
-                                      resume, o.force, write=info.is_main)
+    folder = run_dir(Path(o.output_root), o.dataset_name, o.fold_to_run, exp_id)
+    resume = resume_check(o, folder)
+    run = RunFolder.open_for_training(folder, resume, o.force, write=info.is_main)
     run.setup_logging(verbose=o.verbose)
     log.info("run folder %s (world size %d, device %s)", run.path, info.world_size, info.device)
     data = build_datasets(o, faces_in_workers=info.device.type == "cpu" and not info.distributed)

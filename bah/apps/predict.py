@@ -376,7 +376,7 @@ class Predictor:
                 if m != "video":
                     x = x.reshape(len(x), -1).astype(np.float32)
                     if m in self.spec.stats:
-                        x = normalise(x, self.spec.stats[m], o.compat).astype(np.float32)
+                        x = normalise(x, self.spec.stats[m], o.compat)
                 inputs[m] = torch.from_numpy(np.ascontiguousarray(x))[None]
             mask = torch.zeros(1, L, dtype=torch.bool)
             mask[0, : e - s] = True  # padded rows are not frames of the video: never scored

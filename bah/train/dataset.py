@@ -245,11 +245,10 @@ class WindowDataset(Dataset):
             if m == "video":
                 inputs[m] = x  # uint8, a memory-map view when unpadded: collate reads it once, into the batch
                 continue
-            x = np.asarray(x).reshape(len(x), -1).astype(np.float32)
-            if not np.isfinite(x).all():
+            x = np.asarray(x).reshape(len(x), -1)
+            x = normalise(x, self.stats[m], self.compat) if m in self.stats else x.astype(np.float32)
+            if not np.isfinite(x).all():  # NaN or inf in the file stays NaN or inf after normalising
                 raise DataError(f"video {v.video_id}: NaN or inf in {v.folder / (m + '.npy')} frames [{s}, {e})")
-            if m in self.stats:
-                x = normalise(x, self.stats[m], self.compat).astype(np.float32)
             inputs[m] = x
         labels = np.asarray(take(self._array(vi, LABEL))).reshape(-1)
         if not np.isfinite(labels).all():

@@ -121,6 +121,10 @@ def read_stats(path: Path, modalities: Sequence[str]) -> Dict[str, Stats]:
 
 
 def normalise(x: np.ndarray, s: Stats, compat: bool) -> np.ndarray:
+    """(x - mean) / std in float32, a new array: two passes, no float64 temporaries. Float32
+    arithmetic with the stats rounded to float32 is what the original's ``Normalize`` did on
+    its float32 tensors, so under ``--compat`` the result is the original's to the bit."""
     # the original divided by the raw std; a constant dimension then gives inf/NaN
     std = s.std if compat else np.maximum(s.std, 1e-6)
-    return (x - s.mean) / std
+    out = np.subtract(x, s.mean.astype(np.float32), dtype=np.float32)
+    return np.divide(out, std.astype(np.float32), out=out)

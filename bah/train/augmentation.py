@@ -103,21 +103,25 @@ def crop_windows(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: t
     return x.gather(3, rows).gather(4, cols[:, None, None, None, :].expand(b, l, ch, c, c))
 
 
+def resize_faces(x: torch.Tensor, short: int, pil_exact: bool = False) -> torch.Tensor:
+    """(N, 3, H, W) uint8 -> shorter side ``short``: uint8, or (Pillow-exact, or on a GPU) float
+    holding whole grey levels. Each face is resized on its own: the result does not depend on
+    how faces are batched (the face cache relies on it)."""
+    size = resized_size(x.shape[-2], x.shape[-1], short)
+    if pil_exact:
+        return pil_bilinear_resize(x, size)
+    if x.device.type == "cpu":  # uint8 kernel; fastest on the channels-last view the batch already is
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    y = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+    return y.round_().clamp_(0, 255)
+
+
 class FaceTransform:
     def __init__(self, resize: int = 48, crop: int = 40, train: bool = True, pil_exact: bool = False):
         if crop > resize:
             raise ValueError(f"crop {crop} is larger than resize {resize}")
         self.resize, self.crop, self.train, self.pil_exact = resize, crop, train, pil_exact
 
-    def _resized(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) uint8 -> (N, 3, h, w) uint8, or float holding whole grey levels."""
-        size = resized_size(x.shape[-2], x.shape[-1], self.resize)
-        if self.pil_exact:
-            return pil_bilinear_resize(x, size)
-        if x.device.type == "cpu":  # uint8 kernel; fastest on the channels-last view the batch already is
-            return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        y = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
-        return y.round_().clamp_(0, 255)
 
     def __call__(self, faces: torch.Tensor, generator: Optional[torch.Generator] = None,
                  out: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -129,7 +133,7 @@ class FaceTransform:
         b, l, h, w, _ = faces.shape
         x = faces.permute(0, 1, 4, 2, 3)  # a view: (B,L,3,H,W) with channels innermost in memory
         if min(h, w) != self.resize:
-            y = self._resized(x.reshape(b * l, 3, h, w))
+            y = resize_faces(x.reshape(b * l, 3, h, w), self.resize, self.pil_exact)
             x = y.reshape(b, l, 3, y.shape[-2], y.shape[-1])
         hh, ww = x.shape[-2:]
         c = self.crop

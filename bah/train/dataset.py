@@ -46,6 +46,7 @@ class VideoRecord:
     folder: Path
     length: int
     label: Optional[int] = None  # video class from the split file, when known
+    faces: Optional[Path] = None  # the face cache's copy of folder/video.npy at the training size
 
 
 def load_index(dataset_path: Path) -> Dict[str, Dict[str, Any]]:
@@ -202,7 +203,7 @@ class WindowDataset(Dataset):
             self._arrays.move_to_end(key)
         else:
             v = self.videos[vi]
-            f = v.folder / f"{m}.npy"
+            f = v.faces if m == "video" and v.faces is not None else v.folder / f"{m}.npy"
             if not f.exists():
                 if not self.compat or m in ("video", LABEL):
                     raise DataError(f"video {v.video_id}: missing feature file {f}")

@@ -207,6 +207,9 @@ def get_args_parser(add_help: bool = True, include_common: bool = True) -> argpa
     g.add_argument("--stats_cache", default=None, help="folder of the normalisation-stats cache (default: dataset_path)")
     g.add_argument("--face_resize", type=int, default=48, help="faces are resized to this size (px)")
     g.add_argument("--face_crop", type=int, default=40, help="then cropped to this size (random in training)")
+    g.add_argument("--face_cache", default=None,
+                   help="folder where faces stored at another size are kept resized to --face_resize, built once "
+                        "(default: <stats_cache or dataset_path>/face-cache); 'off' resizes every window instead")
     g.add_argument("--emotion", default="LATER", help="original flag for other datasets: only LATER is accepted")
     g.add_argument("--time_delay", type=float, default=0.0, help="label delay in seconds: only 0 is supported")
     g.add_argument("--use_other_class", type=str2bool, default=False, help="C-EXPR-DB only: must be False for BAH")

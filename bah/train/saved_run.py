@@ -36,11 +36,11 @@ RUN_OPTIONS = ("model_name", "modality", "num_heads", "modal_dim", "tcn_kernel_s
                "hop_length", "face_resize", "face_crop", "visual_backbone_path", "dataset_name", "fold_to_run",
                "num_folds", "train_supervision_type", "calc_mean_std", "amp", "amp_dtype", "seed", "time_delay",
                "use_other_class")
-COMMAND_OPTIONS = ("dataset_path", "split_dir", "stats_cache", "eval_set", "eval_batch_size", "num_workers", "device",
+COMMAND_OPTIONS = ("dataset_path", "split_dir", "stats_cache", "face_cache", "eval_set", "eval_batch_size", "num_workers", "device",
                    "cudaid", "compat", "case_best_model", "output_root", "verbose", "fd_exp", "mode", "config",
                    "load_path", "deterministic", "exp_id", "force")
 # from the command line when typed, else from the run (the data may still be where it was)
-FROM_RUN_UNLESS_GIVEN = ("dataset_path", "split_dir", "stats_cache", "compat")
+FROM_RUN_UNLESS_GIVEN = ("dataset_path", "split_dir", "stats_cache", "face_cache", "compat")
 NOT_FROM_RUN = ("emotion", "metrics", "save_path", "target_ds_name", "load_path", "cudaid", "device", "mode",
                 "fd_exp", "config", "output_root", "exp_id", "force", "resume", "verbose", "num_workers",
                 "eval_batch_size", "eval_set", "case_best_model", "train_p", "valid_p", "test_p")

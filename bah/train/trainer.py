@@ -7,17 +7,18 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from bah.train import engine, preemption, validation
+from bah.train import engine, face_cache, preemption, validation
 from bah.train.augmentation import FaceTransform
 from bah.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from bah.train.dataset import EpochShuffle, WindowDataset, collate, load_index, split_records, subsample
+from bah.train.face_cache import FaceCache
 from bah.train.distributed import DistInfo, all_gather_objects, barrier, init_distributed, job_cpus, shutdown
 from bah.train.early_stopping import EarlyStopping
 from bah.train.normalization import load_or_compute_stats
@@ -59,6 +60,11 @@ def build_datasets(o: Options, splits: Sequence[str] = ("train", "val", "test"),
         folders = [r.folder for s in o.stats_splits for r in recs[s]]
         stats = load_or_compute_stats(folders, feats, Path(o.stats_cache or root),
                                       {"compat": o.compat, "splits": o.stats_splits}, progress=o.verbose)
+    if "video" in o.feature_modalities and str(o.face_cache).lower() != "off":
+        cache = FaceCache(Path(o.face_cache or Path(o.stats_cache or root) / "face-cache"), o.face_resize, o.compat)
+        cached = face_cache.prepare(cache, [r.folder / "video.npy" for s in splits for r in recs[s]],
+                                    workers=min(o.num_workers, job_cpus()), progress=o.verbose)
+        recs = {s: [replace(r, faces=cached.get(r.folder / "video.npy")) for r in rs] for s, rs in recs.items()}
     out = {}
     for s in splits:
         tf = (FaceTransform(o.face_resize, o.face_crop, train=(s == "train"), pil_exact=o.compat)

@@ -1,27 +1,33 @@
-"""The training loader on a CPU, face transform included, at 48, 128 and 256 px stored faces.
+"""The training loader on a CPU against the original's, same data, same settings, one run.
 
-    PYTHONPATH=. python3 bench/loader.py [--sizes 48,128,256] [--videos 6] [--workers 2] [--out DIR]
+    PYTHONPATH=. python3 bench/loader.py [--sizes 48,128,256] [--videos 8] [--workers 2] [--repeats 3] [--out DIR]
 
 For each stored face size it writes original-format arrays (``video.npy`` (N,S,S,3) uint8,
 ``vggish.npy``, ``bert.npy``, labels, ``dataset_info.pkl``; videos of 400-900 frames) and
-times the trainer's own loader (``build_datasets`` + ``make_loader``, README configuration:
-W=696, H=48, batch 4, faces resized to 48 and cropped to 40, vggish + bert z-scored) as a
-CPU-only run uses it: the face transform runs per window in the loader workers.
+times, at the README configuration (W=696, H=48, batch 4, faces resized to 48 and cropped to
+40, vggish + bert z-scored by the same statistics), face transform included:
 
-* ``per core``: one process (0 workers), windows per CPU-second of that process (``time.process_time``);
-* ``N workers``: wall-clock windows/s with N persistent workers (the first batch, which pays
-  for starting them, is not counted).
+* ours: the trainer's own loader (``build_datasets`` + ``make_loader``) as a CPU-only run uses
+  it (the face transform runs per window in the loader workers), with the face cache: faces
+  stored at 128 or 256 px are resized once per video (its build is timed on its own);
+* original: ``bench/original_loader.py``, the original's per-window work re-implemented from
+  original-training.md §3.3-3.7 (per-frame PIL resize, crop and flip, per-frame Normalize,
+  default collate, workers re-forked every epoch).
 
-The original's loader could not be run here (its code is not in this repository); its figures
-are quoted from original-training.md (faces stored at 256 px, 2-core machine: 0.4 s per window
-in one process = 2.5 windows per CPU-second, about 5 windows/s with 2 workers) and from issue 17
-(about 19 windows/s with 2 workers at 48 px, measured elsewhere): ratios against them are not
-same-run ratios.
+Measured, interleaved, ``--repeats`` times (the medians are reported):
+
+* ``per core``: one process (0 workers), windows per CPU-second of that process;
+* ``N workers``: wall-clock windows/s with N workers (the first batch, which pays for starting
+  them, is not counted, for either loader).
+
+And the face cache's one-off build (CPU-s per 1,000 frames), with what the first epoch costs
+per core when it includes the build.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -35,40 +41,43 @@ from bah.train.distributed import DistInfo
 from bah.train.options import parse_options
 from bah.train.trainer import build_datasets, make_loader
 
-ORIGINAL = {"per_core_256": 2.5, "two_workers_256": 5.0, "two_workers_48": 19.0}
+from original_loader import OriginalWindows, original_loader
 
 
-def measure(root: Path, size: int, workers: int, batches: int) -> dict:
+def ours(root: Path, workers: int):
     argv = ["--dataset_path", str(root), "--modality", "video+vggish+bert+EXPR_continuous_label",
             "--window_length", "696", "--hop_length", "48", "--train_batch_size", "4", "--face_resize", "48",
-            "--face_crop", "40", "--num_workers", str(workers), "--stats_cache", str(root)]
+            "--face_crop", "40", "--num_workers", str(workers), "--stats_cache", str(root), "--verbose", "False"]
     o = parse_options(argv)
     ds = build_datasets(o, splits=("train",), faces_in_workers=True)["train"]
-    dl = make_loader(ds, 4, True, o, DistInfo(), epoch_seed=0)
+    return ds, make_loader(ds, 4, True, o, DistInfo(), epoch_seed=0)
+
+
+def timed(loader, batches: int, epoch_hook=None) -> dict:
+    """Windows per wall-second and per CPU-second of this process over ``batches`` batches
+    after the first (the first starts the workers)."""
     n, epoch, t0, c0 = 0, 0, None, None
-    while True:
-        dl.sampler.set_epoch(epoch)
-        for b in dl:
-            if t0 is None:  # the first batch starts the workers
+    while n < 4 * batches:
+        if epoch_hook:
+            epoch_hook(epoch)
+        for b in loader:
+            if t0 is None:
                 t0, c0 = time.perf_counter(), time.process_time()
                 continue
-            n += len(b["video_id"])
+            n += 4
             if n >= 4 * batches:
                 break
-        if n >= 4 * batches:
-            break
         epoch += 1
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    assert b["inputs"]["video"].shape[-3:] == (3, 40, 40) and b["inputs"]["video"].dtype == torch.float32
-    return {"size": size, "workers": workers, "windows": n, "windows_per_s": n / wall,
-            "windows_per_cpu_s": n / cpu if workers == 0 else None}
+    return {"windows": n, "per_s": n / wall, "per_cpu_s": n / cpu}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="48,128,256")
-    ap.add_argument("--videos", type=int, default=6)
+    ap.add_argument("--videos", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--out", default=None, help="also write loader-bench.json here")
     a = ap.parse_args()
@@ -79,35 +88,54 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bah-loader-bench-") as tmp:
         for size in (int(s) for s in a.sizes.split(",")):
             root = Path(tmp) / f"s{size}"
-            t = time.perf_counter()
             write_synthetic_arrays(root, {"train": lengths, "val": lengths[:1], "test": lengths[:1]},
                                    {"vggish": 128, "bert": 768}, face_size=size)
-            print(f"{size:4d} px: wrote {a.videos} videos ({sum(lengths)} frames) in {time.perf_counter() - t:.1f}s",
-                  flush=True)
-            one = measure(root, size, 0, 3 if size >= 128 else 8)
-            many = measure(root, size, a.workers, 10 if size >= 128 else 30)
-            rows += [one, many]
-            print(f"{size:4d} px: per core {one['windows_per_cpu_s']:6.2f} windows/CPU-s "
-                  f"({1 / one['windows_per_cpu_s']:.3f} CPU-s per window); {a.workers} workers "
-                  f"{many['windows_per_s']:6.2f} windows/s", flush=True)
-            for f in root.rglob("video.npy"):
-                f.unlink()  # the 256 px faces are ~130 MB per video
+            c = time.process_time()
+            ds, mine0 = ours(root, 0)  # builds the face cache in this process (0 workers): its CPU time
+            build_cpu = time.process_time() - c
+            frames = sum(v.length for v in ds.videos)
+            stats = {m: (ds.stats[m].mean, ds.stats[m].std) for m in ("vggish", "bert")}
+            orig = OriginalWindows([v.folder for v in ds.videos], [v.length for v in ds.videos], stats)
+            assert len(orig) == len(ds), (len(orig), len(ds))
+            _, mine_w = ours(root, a.workers)
+            orig0, orig_w = original_loader(orig, 4, 0), original_loader(orig, 4, a.workers)
+            nb = 3 if size >= 128 else 6
+            res = {"ours_core": [], "orig_core": [], "ours_workers": [], "orig_workers": []}
+            for r in range(a.repeats):
+                res["ours_core"].append(timed(mine0, 2 * nb, mine0.sampler.set_epoch)["per_cpu_s"])
+                res["orig_core"].append(timed(orig0, nb)["per_cpu_s"])
+                res["ours_workers"].append(timed(mine_w, 4 * nb, mine_w.sampler.set_epoch)["per_s"])
+                res["orig_workers"].append(timed(orig_w, 2 * nb)["per_s"])
+                print(f"{size:4d} px, repeat {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in res.items()),
+                      flush=True)
+            med = {k: statistics.median(v) for k, v in res.items()}
+            cached = ds.videos[0].faces is not None
+            row = {"size": size, "frames": frames, "windows_per_epoch": len(ds), "runs": res, **med,
+                   "ratio_core": med["ours_core"] / med["orig_core"],
+                   "ratio_workers": med["ours_workers"] / med["orig_workers"],
+                   "cache_build_cpu_s": build_cpu if cached else 0.0,
+                   "cache_build_cpu_s_per_1000_frames": 1000 * build_cpu / frames if cached else 0.0}
+            if cached:  # the first epoch pays for the build
+                first = len(ds) / (build_cpu + len(ds) / med["ours_core"])
+                row.update(first_epoch_core=first, ratio_first_epoch_core=first / med["orig_core"])
+            rows.append(row)
+            for f in root.rglob("*.npy"):
+                if f.name.startswith(("video", "faces-")):
+                    f.unlink()  # the 256 px faces are ~130 MB per video
+    print("\nstored | per core, windows/CPU-s: ours / original = ratio | "
+          f"{a.workers} workers, windows/s: ours / original = ratio | face cache build")
+    for r in rows:
+        cache = (f"{r['cache_build_cpu_s_per_1000_frames']:.2f} CPU-s per 1,000 frames; first epoch "
+                 f"{r['first_epoch_core']:.1f}/CPU-s = {r['ratio_first_epoch_core']:.1f}x" if "first_epoch_core" in r
+                 else "-")
+        print(f"{r['size']:4d} px | {r['ours_core']:6.1f} / {r['orig_core']:5.2f} = {r['ratio_core']:5.1f}x | "
+              f"{r['ours_workers']:6.1f} / {r['orig_workers']:5.2f} = {r['ratio_workers']:5.1f}x | {cache}")
     res = {"command": "PYTHONPATH=. python3 bench/loader.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if v is not None and k != "out"),
-        "lengths": lengths, "rows": rows, "original": ORIGINAL}
-    by = {(r["size"], r["workers"]): r for r in rows}
-    if (256, 0) in by:
-        print(f"original at 256 px (docs, not this run): {ORIGINAL['per_core_256']} windows/CPU-s -> ours "
-              f"{by[(256, 0)]['windows_per_cpu_s'] / ORIGINAL['per_core_256']:.1f}x")
-    if (256, a.workers) in by and a.workers == 2:
-        print(f"original at 256 px, 2 workers (docs): {ORIGINAL['two_workers_256']} windows/s -> ours "
-              f"{by[(256, 2)]['windows_per_s'] / ORIGINAL['two_workers_256']:.1f}x")
-    if (48, a.workers) in by and a.workers == 2:
-        print(f"original at 48 px, 2 workers (issue 17): {ORIGINAL['two_workers_48']} windows/s -> ours "
-              f"{by[(48, 2)]['windows_per_s'] / ORIGINAL['two_workers_48']:.1f}x")
+        "lengths": lengths, "rows": rows}
     if a.out:
         write_json(Path(a.out) / "loader-bench.json", res)
-    print(json.dumps(rows))
+    print(json.dumps([{k: v for k, v in r.items() if k != "runs"} for r in rows]))
 
 
 if __name__ == "__main__":

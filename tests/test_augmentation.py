@@ -71,6 +71,7 @@ def test_train_crop_and_flip_come_from_the_generator_and_match_the_eval_pixels()
     top = torch.randint(0, 9, (2,), generator=g).tolist()
     left = torch.randint(0, 9, (2,), generator=g).tolist()
     flip = (torch.rand(2, generator=g) < 0.5).tolist()
+    assert flip == [False, True]  # both the plain and the mirrored path are checked
     for i in range(2):
         want = faces[i, :, top[i]:top[i] + 40, left[i]:left[i] + 40].permute(0, 3, 1, 2).float() / 127.5 - 1
         torch.testing.assert_close(a[i], want.flip(-1) if flip[i] else want, rtol=0, atol=0)

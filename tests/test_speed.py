@@ -293,3 +293,22 @@ def collate_full_flag():
     short = {**item, "inputs": {"vggish": g[:3]}, "target": item["target"][:3], "mask": item["mask"][:3],
              "global_target": item["global_target"][:3], "frame_idx": np.arange(3), "end": 3}
     return collate([item, item])["full"] is True and collate([item, short])["full"] is False
+
+
+def test_feature_zscore_is_the_originals_float32_normalize_to_the_bit():
+    """The original z-scored vggish/bert with torchvision's Normalize on float32 tensors (the
+    float64 statistics rounded to float32); ours gives the same bits under --compat."""
+    from torchvision import transforms
+
+    from bah.train.normalization import Stats, normalise
+
+    rng = np.random.RandomState(0)
+    x = (rng.randn(300, 64) * 3 + 1).astype(np.float32)
+    s = Stats(rng.randn(64) * 0.1, rng.rand(64) + 0.5, 300)
+    want = transforms.Normalize(s.mean.reshape(1, -1), s.std.reshape(1, -1))(transforms.ToTensor()(x))[0].numpy()
+    got = normalise(x, s, compat=True)
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+    s.std[3] = 0.0  # a constant dimension: the original divided by zero; by default the std is floored
+    assert np.isfinite(normalise(x, s, compat=False)).all()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert not np.isfinite(normalise(x, s, compat=True)[:, 3]).any()

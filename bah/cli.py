@@ -14,6 +14,7 @@ import os
 import sys
 from typing import List, Optional
 
+from bah.core import hugepages
 from bah.core.config import ConfigError
 
 # name -> (module, one-line help). The module owns its flags and its work.
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    hugepages.enable()
     argv = list(sys.argv[1:] if argv is None else argv)
     top = build_parser()
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:

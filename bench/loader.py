@@ -32,8 +32,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+from bah.core import hugepages
+
+hugepages.enable()  # as the entry points do, before any large allocation; both loaders run with it
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from bah.core.files import write_json
 from bah.train.dataset import write_synthetic_arrays

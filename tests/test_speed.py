@@ -312,3 +312,17 @@ def test_feature_zscore_is_the_originals_float32_normalize_to_the_bit():
     assert np.isfinite(normalise(x, s, compat=False)).all()
     with np.errstate(divide="ignore", invalid="ignore"):
         assert not np.isfinite(normalise(x, s, compat=True)[:, 3]).any()
+
+
+def test_entry_points_put_large_cpu_tensors_on_huge_pages(monkeypatch):
+    import os
+
+    from bah.cli import main as bah_main
+    from bah.train.cli import main as main_py
+
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    assert bah_main(["--help"]) == 0 and os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")  # the user's choice stands
+    with pytest.raises(SystemExit):
+        main_py(["--help"])
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"

@@ -125,3 +125,50 @@ def test_without_a_new_wrapper_the_released_layers_drift_between_ranks(tmp_path)
     r0, r1 = _two_ranks(tmp_path, rewrap=False)
     assert torch.equal(r0["head.weight"], r1["head.weight"])  # registered at wrapping: all-reduced
     assert (r0["backbone.2.weight"] - r1["backbone.2.weight"]).abs().max() > 1e-3
+
+
+def _train_can(rank: int, world: int) -> dict:
+    """CAN (whose conv_c never gets a gradient) under the trainer's DDP wrapper, padded and
+    unpadded batches alternating; eval mode, so BatchNorm uses running statistics and the ranks'
+    halves of a batch add up to the whole batch."""
+    from bah.models.factory import build_model, model_kwargs
+
+    o = parse_options(["--dataset_path", "d", "--output_root", "r", "--model_name", "CAN",
+                       "--modality", "vggish+bert+EXPR_continuous_label", "--window_length", "16"])
+    torch.manual_seed(0)
+    base = build_model(o.model_name, [("vggish", 8), ("bert", 12)], False, **model_kwargs(o)).eval()
+    opt = torch.optim.SGD(base.parameters(), lr=0.1, momentum=0.9)
+    model = wrap_ddp(base, DistInfo(rank, world, rank, torch.device("cpu")))
+    g = torch.Generator().manual_seed(3)
+    for step in range(4):
+        x = {"vggish": torch.randn(4, 16, 8, generator=g), "bert": torch.randn(4, 16, 12, generator=g)}
+        y = torch.randint(0, 2, (4, 16), generator=g)
+        mask = torch.ones(4, 16, dtype=torch.bool)
+        if step % 2:
+            mask[1, 11:] = mask[3, 9:] = False
+        logits = model({k: v[rank::world] for k, v in x.items()},
+                       mask=mask[rank::world] if step % 2 else None)["logits"]
+        ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y[rank::world].flatten(), reduction="none")
+        loss = torch.where(mask[rank::world].flatten(), ce, 0.0).sum() / mask.sum() * world
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert base.conv_c.weight.grad is None  # the unused parameter DDP had to find
+    return {k: v.detach().clone() for k, v in base.state_dict().items()}
+
+
+def _can_worker(rank, world, store, out):
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        torch.save(_train_can(rank, world), f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_train_can_with_an_unused_parameter_as_one_process(tmp_path):
+    one = _train_can(0, 1)
+    mp.spawn(_can_worker, args=(2, tmp_path / "store", tmp_path / "sd"), nprocs=2, join=True)
+    for r in (0, 1):
+        got = torch.load(tmp_path / f"sd.{r}", weights_only=True)
+        for k in one:
+            torch.testing.assert_close(got[k], one[k], rtol=0, atol=TOL)

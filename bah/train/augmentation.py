@@ -103,6 +103,12 @@ def crop_windows(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: t
     return x.gather(3, rows).gather(4, cols[:, None, None, None, :].expand(b, l, ch, c, c))
 
 
+@lru_cache(maxsize=1)
+def _unit_table() -> np.ndarray:
+    """x / 127.5 - 1 for every uint8 x, computed as the tensor path computes it (same bits)."""
+    return torch.arange(256, dtype=torch.float32).div_(127.5).sub_(1.0).numpy()
+
+
 def resize_faces(x: torch.Tensor, short: int, pil_exact: bool = False) -> torch.Tensor:
     """(N, 3, H, W) uint8 -> shorter side ``short``: uint8, or (Pillow-exact, or on a GPU) float
     holding whole grey levels. Each face is resized on its own: the result does not depend on
@@ -158,9 +164,15 @@ class FaceTransform:
             # memory of out[i] (mixed-dtype arithmetic such as torch.div(uint8, out=float) is
             # several times slower than copy + in-place ops)
             xi = x[i, :, :, top[i]:top[i] + c, left[i]:left[i] + c].permute(0, 2, 3, 1).contiguous()
-            if flip[i] and xi.dtype == torch.uint8:  # OpenCV's flip: 5x torch.flip on these blocks
-                xi = torch.from_numpy(cv2.flip(xi.numpy().reshape(l * c, c, 3), 1)).view(l, c, c, 3)
-            elif flip[i]:
-                xi = xi.flip(2)
-            out[i].permute(0, 2, 3, 1).copy_(xi).div_(127.5).sub_(1.0)
+            dst = out[i].permute(0, 2, 3, 1)
+            if xi.dtype != torch.uint8:  # Pillow-exact resize: float holding whole grey levels
+                dst.copy_(xi.flip(2) if flip[i] else xi).div_(127.5).sub_(1.0)
+                continue
+            rows = xi.numpy().reshape(l * c, c, 3)
+            if flip[i]:  # OpenCV's flip: 5x torch.flip on these blocks
+                rows = cv2.flip(rows, 1)
+            if dst.is_contiguous():  # one pass: x / 127.5 - 1 looked up for each byte, into the batch
+                cv2.LUT(rows, _unit_table(), dst=dst.numpy().reshape(l * c, c, 3))
+            else:
+                dst.copy_(torch.from_numpy(rows).view(l, c, c, 3)).div_(127.5).sub_(1.0)
         return out

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from bah.core import hugepages
 from bah.core.config import ConfigError
 from bah.train import preemption
 from bah.train.options import Options, OptionsError, get_args_parser, parse_options
@@ -20,6 +21,7 @@ from bah.train.trainer import evaluate_run, train
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python main.py ...`` (the original's flags, plus --config and --compat)."""
+    hugepages.enable()
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")

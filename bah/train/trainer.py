@@ -17,7 +17,8 @@ import torch
 from bah.train import engine, face_cache, preemption, validation
 from bah.train.augmentation import FaceTransform
 from bah.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from bah.train.dataset import EpochShuffle, WindowDataset, collate, load_index, split_records, subsample
+from bah.train.dataset import (EpochShuffle, WindowDataset, collate, load_index, split_records, subsample,
+                               worker_init)
 from bah.train.face_cache import FaceCache
 from bah.train.distributed import DistInfo, all_gather_objects, barrier, init_distributed, job_cpus, shutdown
 from bah.train.early_stopping import EarlyStopping
@@ -117,9 +118,14 @@ def wrap_ddp(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
     """
     if not info.distributed:
         return model
+    # static_graph: every step uses the same parameters (CAN's dead conv_c and JMT/MT's unused
+    # text branch never get a gradient), so DDP finds the unused ones once, in the first step,
+    # instead of walking the autograd graph every step (find_unused_parameters); a release of
+    # backbone groups builds a new wrapper, which finds them again. gradient_as_bucket_view: the
+    # gradients live in the all-reduce buckets (no copy in and out of them each step).
     return torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
-        find_unused_parameters=True)  # e.g. CAN's dead conv_c, JMT/MT's unused text branch
+        static_graph=True, gradient_as_bucket_view=True)
 
 
 # --------------------------------------------------------------------------- loaders
@@ -134,7 +140,7 @@ def make_loader(ds: WindowDataset, batch: int, train: bool, o: Options, info: Di
               pin_memory=info.device.type == "cuda" and o.pin_memory,
               persistent_workers=workers > 0 and o.persistent_workers)
     if workers > 0:
-        kw["prefetch_factor"] = 4
+        kw.update(prefetch_factor=4, worker_init_fn=worker_init)
     if train:
         if info.distributed:
             sampler = DistributedSampler(ds, info.world_size, info.rank, shuffle=True, seed=epoch_seed)

@@ -326,3 +326,32 @@ def test_entry_points_put_large_cpu_tensors_on_huge_pages(monkeypatch):
     with pytest.raises(SystemExit):
         main_py(["--help"])
     assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"
+
+
+def test_workers_forked_after_the_face_transform_ran_in_this_process_do_not_hang(tmp_path):
+    """OpenCV's thread pool and fork: the CPU face transform uses OpenCV; a loader whose workers
+    are forked afterwards (bench/loader.py, a 0-worker evaluation then workers) must still run.
+    In a subprocess with a time limit, so that a hang fails instead of stalling the suite."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = write_synthetic_arrays(tmp_path / "d", {"train": [90, 80], "val": [40], "test": [40]}, {"vggish": 8},
+                                  face_size=48)
+    code = f"""
+import torch
+from bah.train.augmentation import FaceTransform
+from bah.train.distributed import DistInfo
+from bah.train.options import parse_options
+from bah.train.trainer import build_datasets, make_loader
+FaceTransform(48, 40)(torch.randint(0, 256, (2, 700, 48, 48, 3), dtype=torch.uint8))  # OpenCV in this process
+o = parse_options(["--dataset_path", {str(root)!r}, "--modality", "video+vggish+EXPR_continuous_label",
+                   "--window_length", "32", "--hop_length", "16", "--num_workers", "2", "--verbose", "False"])
+ds = build_datasets(o, splits=("train",), faces_in_workers=True)["train"]
+n = sum(len(b["video_id"]) for b in make_loader(ds, 2, True, o, DistInfo(), epoch_seed=0))
+assert n == len(ds), (n, len(ds))
+print("ok", n)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stderr[-2000:]

@@ -171,6 +171,8 @@ class FaceTransform:
             rows = xi.numpy().reshape(l * c, c, 3)
             if flip[i]:  # OpenCV's flip: 5x torch.flip on these blocks
                 rows = cv2.flip(rows, 1)
+            # (no cv2.setNumThreads in loader workers: called in a forked child of a process that
+            # used OpenCV's pool, it hangs; OpenCV resets its pool in the child by itself)
             if dst.is_contiguous():  # one pass: x / 127.5 - 1 looked up for each byte, into the batch
                 cv2.LUT(rows, _unit_table(), dst=dst.numpy().reshape(l * c, c, 3))
             else:

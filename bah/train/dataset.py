@@ -328,14 +328,6 @@ def _transform_faces(samples: Sequence[Dict[str, Any]], out: torch.Tensor) -> No
         out[b, len(x):] = -1.0
 
 
-def worker_init(_worker_id: int) -> None:
-    """A loader worker runs one thread (torch sets its own); OpenCV's pool, used by the face
-    transform, would otherwise start a thread per CPU in every worker."""
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 def _torch_dtype(dt: np.dtype) -> torch.dtype:
     return torch.from_numpy(np.empty(0, dt)).dtype
 

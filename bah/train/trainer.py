@@ -17,8 +17,7 @@ import torch
 from bah.train import engine, face_cache, preemption, validation
 from bah.train.augmentation import FaceTransform
 from bah.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from bah.train.dataset import (EpochShuffle, WindowDataset, collate, load_index, split_records, subsample,
-                               worker_init)
+from bah.train.dataset import EpochShuffle, WindowDataset, collate, load_index, split_records, subsample
 from bah.train.face_cache import FaceCache
 from bah.train.distributed import DistInfo, all_gather_objects, barrier, init_distributed, job_cpus, shutdown
 from bah.train.early_stopping import EarlyStopping
@@ -140,7 +139,7 @@ def make_loader(ds: WindowDataset, batch: int, train: bool, o: Options, info: Di
               pin_memory=info.device.type == "cuda" and o.pin_memory,
               persistent_workers=workers > 0 and o.persistent_workers)
     if workers > 0:
-        kw.update(prefetch_factor=4, worker_init_fn=worker_init)
+        kw["prefetch_factor"] = 4
     if train:
         if info.distributed:
             sampler = DistributedSampler(ds, info.world_size, info.rank, shuffle=True, seed=epoch_seed)

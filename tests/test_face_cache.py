@@ -130,6 +130,16 @@ def test_unwritable_folder_is_a_clear_error(root128, tmp_path):
         batches(options(root128, "--face_cache", str(blocker / "cache")), "val", 1)
 
 
+def test_an_unwritable_default_folder_falls_back_to_resizing_every_window(root128, tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # the default folder sits next to the stats cache: here, under a file
+    ds, got = batches(options(root128, "--stats_cache", str(blocker / "stats")), "val", 1)
+    _, ref = batches(options(root128, "--face_cache", "off"), "val", 1)
+    assert all(v.faces is None for v in ds.videos)
+    assert torch.equal(got[0]["inputs"]["video"], ref[0]["inputs"]["video"])
+    assert "resizing the faces of every window instead" in caplog.text
+
+
 def test_bad_faces_are_named_after_the_others_are_built(tmp_path):
     root = write_synthetic_arrays(tmp_path / "d", {"train": [40, 50]}, {}, face_size=64)
     srcs = sorted(root.rglob("video.npy"))

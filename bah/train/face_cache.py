@@ -124,9 +124,11 @@ def stored_size(src: Path) -> int:
 
 
 def prepare(cache: FaceCache, sources: Sequence[Path], workers: int = 0, progress: bool = True,
-            poll_s: float = 2.0) -> Dict[Path, Path]:
+            poll_s: float = 2.0, strict: bool = True) -> Dict[Path, Path]:
     """The cached file for each source whose faces are not ``cache.size`` px already (built now
-    where missing); sources already at that size are not in the result."""
+    where missing); sources already at that size are not in the result. An unwritable folder is
+    an error when ``strict`` (the user named it), else a warning, and the videos not cached yet
+    are resized every window as without a cache (a read-only dataset must not stop training)."""
     out: Dict[Path, Path] = {}
     jobs = []
     for src in dict.fromkeys(Path(s) for s in sources):
@@ -136,7 +138,13 @@ def prepare(cache: FaceCache, sources: Sequence[Path], workers: int = 0, progres
                 jobs.append((src, dst))
     if not jobs:
         return out
-    cache.check_writable()
+    try:
+        cache.check_writable()
+    except FaceCacheError as exc:
+        if strict:
+            raise
+        log.warning("%s; resizing the faces of every window instead", exc)
+        return {s: d for s, d in out.items() if d.exists()}
     log.info("face cache: resizing %d video(s) to %d px once, into %s", len(jobs), cache.size, cache.folder)
     failed, busy = [], []
     loader = DataLoader(_Builds(cache, jobs), batch_size=None, num_workers=min(workers, len(jobs)))

@@ -63,7 +63,8 @@ def build_datasets(o: Options, splits: Sequence[str] = ("train", "val", "test"),
     if "video" in o.feature_modalities and str(o.face_cache).lower() != "off":
         cache = FaceCache(Path(o.face_cache or Path(o.stats_cache or root) / "face-cache"), o.face_resize, o.compat)
         cached = face_cache.prepare(cache, [r.folder / "video.npy" for s in splits for r in recs[s]],
-                                    workers=min(o.num_workers, job_cpus()), progress=o.verbose)
+                                    workers=min(o.num_workers, job_cpus()), progress=o.verbose,
+                                    strict=bool(o.face_cache))
         recs = {s: [replace(r, faces=cached.get(r.folder / "video.npy")) for r in rs] for s, rs in recs.items()}
     out = {}
     for s in splits:
@@ -285,7 +286,7 @@ def train(o: Options, argv: Sequence[str] = (), prog: str = "python main.py") ->
             stopper.reset_patience()
             st.released = released
             if info.distributed:  # the released parameters must be all-reduced too
-                model = None
+                model = None  # the old wrapper and its gradient buckets go before the new ones are made
                 model = wrap_ddp(base_model, info)
                 train_model = engine.compiled_for_training(model, o.compile_model)
         lr = optimizer.param_groups[0]["lr"]

@@ -355,3 +355,30 @@ print("ok", n)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
                        cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 0 and r.stdout.startswith("ok"), r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("model", ["jmt", "mt", "lfan", "can"])
+def test_evaluation_in_batches_of_videos_gives_each_video_its_own_logits(model, tmp_path):
+    """--eval_batch_size > 1 pads the videos of a batch to the longest and masks the padding:
+    every frame's logits must stay what the video alone gives (BatchNorm on running statistics,
+    causal TCNs, key-padding masks in attention, LFAN's fixed windows per video)."""
+    from torch.utils.data import DataLoader
+
+    from bah.models.factory import fixed_length_of
+
+    root = write_synthetic_arrays(tmp_path / "d", {"train": [30], "val": [40, 17, 33, 61, 25], "test": [20]},
+                                  {"vggish": 8, "bert": 12}, seed=1)
+    recs = split_records(root, "val")
+    ds = WindowDataset(recs, ["vggish", "bert"], 24, 12, train=False)
+    torch.manual_seed(0)
+    m = build_model(model, [("vggish", 8), ("bert", 12)], False, window_length=24).eval()
+
+    def logits(batch):
+        return engine.predict(m, DataLoader(ds, batch_size=batch, collate_fn=collate), torch.device("cpu"),
+                              fixed_length=fixed_length_of(m), hop_length=12, progress=False)
+
+    one, three = logits(1), logits(3)
+    assert sorted(one) == sorted(three) == sorted(r.video_id for r in recs)
+    for vid in one:
+        assert one[vid]["logits"].shape == (next(r.length for r in recs if r.video_id == vid), 2)
+        np.testing.assert_allclose(three[vid]["logits"], one[vid]["logits"], rtol=0, atol=1e-5)

@@ -119,7 +119,8 @@ def test_resume_with_a_changed_option_stops_with_a_diff_and_writes_nothing(array
     assert "--opt__lr: 0.01 -> 0.02" in err and "--window_length: 16 -> 32" in err and "--num_epochs" in err
     assert {p: p.read_bytes() for p in before} == before
     # the documented set may change: more epochs, another worker count
-    assert main(_argv(arrays, tmp_path, "--resume", "true", "--num_epochs", "3", "--eval_batch_size", "2")) == 0
+    assert main(_argv(arrays, tmp_path, "--resume", "true", "--num_epochs", "3", "--eval_batch_size", "2",
+                      "--face_cache", str(tmp_path / "faces"))) == 0
     assert yaml.safe_load((run / "config.yml").read_text())["num_epochs"] == 3
 
 

@@ -41,7 +41,7 @@ REQUEUE_EXIT_CODE = 75  # sysexits EX_TEMPFAIL: stopped on request, `last.pth` s
 STOP_SIGNALS = ("SIGTERM", "SIGUSR1")
 # Options that change how a run is executed, not what it computes (plus bookkeeping flags).
 RESUMABLE_OPTIONS = frozenset({"num_epochs", "num_workers", "eval_batch_size", "device", "cudaid", "verbose",
-                               "resume", "force", "config", "output_root", "mode", "cmdline"})
+                               "face_cache", "resume", "force", "config", "output_root", "mode", "cmdline"})
 AUTO = "auto"
 PREEMPTED_FILE_ENV = "BAH_PREEMPTED_FILE"
 

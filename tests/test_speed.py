@@ -382,3 +382,20 @@ def test_evaluation_in_batches_of_videos_gives_each_video_its_own_logits(model, 
     for vid in one:
         assert one[vid]["logits"].shape == (next(r.length for r in recs if r.video_id == vid), 2)
         np.testing.assert_allclose(three[vid]["logits"], one[vid]["logits"], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_feature_value_is_still_named_with_its_file_and_frames(tmp_path, bad):
+    from bah.train.dataset import DataError
+
+    root = write_synthetic_arrays(tmp_path / "d", {"train": [40], "val": [20], "test": [20]}, {"bert": 12}, seed=3)
+    rec = split_records(root, "train")[0]
+    x = np.load(rec.folder / "bert.npy")
+    x[25, 4] = bad
+    np.save(rec.folder / "bert.npy", x)
+    ds = WindowDataset([rec], ["bert"], 16, 8, train=False)
+    with pytest.raises(DataError, match=r"NaN or inf in .*bert\.npy frames \[0, 40\)"):
+        ds[0]
+    big = WindowDataset([rec], ["bert"], 16, 8, train=False)
+    np.save(rec.folder / "bert.npy", np.full((40, 12), 3e37, np.float32))  # finite, but the sum overflows
+    assert np.isfinite(big[0]["inputs"]["bert"]).all()

@@ -248,7 +248,11 @@ class WindowDataset(Dataset):
                 continue
             x = np.asarray(x).reshape(len(x), -1)
             x = normalise(x, self.stats[m], self.compat) if m in self.stats else x.astype(np.float32)
-            if not np.isfinite(x).all():  # NaN or inf in the file stays NaN or inf after normalising
+            # NaN or inf in the file stays NaN or inf after normalising, and makes the sum non-finite
+            # (a read-only pass; the element-wise test only runs if the sum overflowed)
+            with np.errstate(over="ignore", invalid="ignore"):
+                total = x.sum()
+            if not np.isfinite(total) and not np.isfinite(x).all():
                 raise DataError(f"video {v.video_id}: NaN or inf in {v.folder / (m + '.npy')} frames [{s}, {e})")
             inputs[m] = x
         labels = np.asarray(take(self._array(vi, LABEL))).reshape(-1)

@@ -149,3 +149,13 @@ def test_bad_faces_are_named_after_the_others_are_built(tmp_path):
         face_cache.prepare(cache, srcs, progress=False)
     assert cache.target(srcs[1]).exists()
 
+
+
+def test_an_unreadable_video_is_left_to_the_dataset_check_that_names_it(tmp_path):
+    from bah.train.dataset import DataError
+
+    root = write_synthetic_arrays(tmp_path / "d", LENGTHS, {"vggish": 8}, face_size=64)
+    bad = sorted(root.rglob("video.npy"))[0]
+    bad.write_bytes(b"not an npy file")
+    with pytest.raises(DataError, match=re.escape(str(bad))):
+        build_datasets(options(root, "--face_cache", str(tmp_path / "cache")), splits=("train", "val", "test"))

@@ -118,8 +118,13 @@ class _Builds(Dataset):
 
 
 def stored_size(src: Path) -> int:
-    """The shorter side of the faces in ``src`` (reads the .npy header only)."""
-    a = np.load(src, mmap_mode="r")
+    """The shorter side of the faces in ``src`` (reads the .npy header only); -1 when that is not
+    an (N,H,W,C) array or not readable: such a video is left to the dataset's checks, which name
+    every bad video of the split at once."""
+    try:
+        a = np.load(src, mmap_mode="r")
+    except (OSError, ValueError):
+        return -1
     return int(min(a.shape[1:3])) if a.ndim == 4 else -1
 
 

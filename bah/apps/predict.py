@@ -373,10 +373,9 @@ class Predictor:
                 x = np.array(arrays[m][s:e])  # a writable copy of the memory-mapped rows
                 if len(rows) != len(x):
                     x = x[rows]
-                if m != "video":
-                    x = x.reshape(len(x), -1).astype(np.float32)
-                    if m in self.spec.stats:
-                        x = normalise(x, self.spec.stats[m], o.compat)
+                if m != "video":  # as the training items (bah.train.dataset): one float32 array, z-scored
+                    x = x.reshape(len(x), -1)
+                    x = normalise(x, self.spec.stats[m], o.compat) if m in self.spec.stats else x.astype(np.float32)
                 inputs[m] = torch.from_numpy(np.ascontiguousarray(x))[None]
             mask = torch.zeros(1, L, dtype=torch.bool)
             mask[0, : e - s] = True  # padded rows are not frames of the video: never scored

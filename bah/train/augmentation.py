@@ -128,7 +128,6 @@ class FaceTransform:
             raise ValueError(f"crop {crop} is larger than resize {resize}")
         self.resize, self.crop, self.train, self.pil_exact = resize, crop, train, pil_exact
 
-
     def __call__(self, faces: torch.Tensor, generator: Optional[torch.Generator] = None,
                  out: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(B,L,S,S,3) uint8 -> (B,L,3,crop,crop) float32 in [-1,1], channels innermost in
@@ -159,22 +158,18 @@ class FaceTransform:
             if faces.device.type != "cpu":
                 return out.copy_(x[..., top[0]:top[0] + c, left[0]:left[0] + c]).div_(127.5).sub_(1.0)
         for i in range(b):
-            # CPU: the crop gathered into one small uint8 block (a read of only the pixels kept),
-            # flipped while still uint8, then converted by a contiguous copy into the (L,c,c,3)
-            # memory of out[i] (mixed-dtype arithmetic such as torch.div(uint8, out=float) is
-            # several times slower than copy + in-place ops)
+            # CPU: the crop gathered into one small uint8 block (a read of only the pixels kept)
             xi = x[i, :, :, top[i]:top[i] + c, left[i]:left[i] + c].permute(0, 2, 3, 1).contiguous()
             dst = out[i].permute(0, 2, 3, 1)
-            if xi.dtype != torch.uint8:  # Pillow-exact resize: float holding whole grey levels
-                dst.copy_(xi.flip(2) if flip[i] else xi).div_(127.5).sub_(1.0)
-                continue
-            rows = xi.numpy().reshape(l * c, c, 3)
-            if flip[i]:  # OpenCV's flip, in place: 5x torch.flip on these blocks, no new block
-                cv2.flip(rows, 1, dst=rows)
-            # (no cv2.setNumThreads in loader workers: called in a forked child of a process that
-            # used OpenCV's pool, it hangs; OpenCV resets its pool in the child by itself)
-            if dst.is_contiguous():  # one pass: x / 127.5 - 1 looked up for each byte, into the batch
+            if xi.dtype == torch.uint8 and dst.is_contiguous():
+                # flipped by OpenCV in place (5x torch.flip on these blocks), then one pass into the
+                # batch: x / 127.5 - 1 looked up for each byte. (No cv2.setNumThreads in loader
+                # workers: in a child forked after OpenCV's pool ran it hangs; OpenCV resets the
+                # pool in the child itself.)
+                rows = xi.numpy().reshape(l * c, c, 3)
+                if flip[i]:
+                    cv2.flip(rows, 1, dst=rows)
                 cv2.LUT(rows, _unit_table(), dst=dst.numpy().reshape(l * c, c, 3))
-            else:
-                dst.copy_(torch.from_numpy(rows).view(l, c, c, 3)).div_(127.5).sub_(1.0)
+            else:  # Pillow-exact resize (float holding whole grey levels), or a caller's strided out
+                dst.copy_(xi.flip(2) if flip[i] else xi).div_(127.5).sub_(1.0)
         return out

@@ -277,6 +277,25 @@ def read_audio(path: os.PathLike, sample_rate: int = 16000) -> Optional[np.ndarr
         container.close()
 
 
+UNREAD = object()  # a lazily read attribute not read yet (None is a valid value: no audio track)
+
+
+class LazyAudio:
+    """``audio()``: the 16 kHz mono track of ``self.path``, decoded at most once, None when the
+    file has none; ``set_audio()`` provides it instead (tests, callers that already decoded it).
+    For dataclasses with ``video_id``, ``path`` and an ``_audio`` field defaulting to ``UNREAD``."""
+
+    def audio(self) -> Optional[np.ndarray]:
+        if self._audio is UNREAD:
+            if self.path is None:
+                raise ValueError(f"{self.video_id}: no video file to read audio from")
+            self._audio = read_audio(self.path, sample_rate=16000)
+        return self._audio
+
+    def set_audio(self, samples: Optional[np.ndarray]) -> None:
+        self._audio = None if samples is None else np.asarray(samples, dtype=np.float32).reshape(-1)
+
+
 def fps_of(info: MediaInfo) -> float:
     """The frame rate used to map time to frame index (average over decoded timestamps)."""
     fps = info.avg_fps or info.real_fps

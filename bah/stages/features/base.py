@@ -13,16 +13,16 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from bah.core.media import UNREAD, LazyAudio
 from bah.core.registry import Registry
 from bah.stages.features.settings import FeatureConfig
 
 log = logging.getLogger(__name__)
 
-_UNREAD = object()
 
 
 @dataclass
-class VideoInput:
+class VideoInput(LazyAudio):
     """One video as the extractors see it. ``out_dir`` holds its arrays (``video.npy``,
     ``face_record.npz``); the audio track is decoded at most once, on first use.
 
@@ -40,7 +40,7 @@ class VideoInput:
     duration: Optional[float] = None
     times: Optional[np.ndarray] = field(default=None, repr=False)
     warnings: List[str] = field(default_factory=list)
-    _audio: Any = field(default=_UNREAD, repr=False)
+    _audio: Any = field(default=UNREAD, repr=False)
 
     def __post_init__(self) -> None:
         if self.n_frames is None or int(self.n_frames) < 1:
@@ -57,19 +57,6 @@ class VideoInput:
         if self.times.shape != (self.n_frames,):
             raise ValueError(f"{self.video_id}: {self.times.shape[0]} frame times for {self.n_frames} frames")
 
-    def audio(self) -> Optional[np.ndarray]:
-        """16 kHz mono float32 in [-1, 1], or None when the file has no audio track."""
-        if self._audio is _UNREAD:
-            from bah.core.media import read_audio
-
-            if self.path is None:
-                raise ValueError(f"{self.video_id}: no video file to read audio from")
-            self._audio = read_audio(self.path, sample_rate=16000)
-        return self._audio
-
-    def set_audio(self, samples: Optional[np.ndarray]) -> None:
-        """Provide the track directly (tests, callers that already decoded it)."""
-        self._audio = None if samples is None else np.asarray(samples, dtype=np.float32)
 
 
 def zeros_with_warning(video: VideoInput, extractor: str, reason: str, dim: int) -> np.ndarray:

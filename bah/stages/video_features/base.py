@@ -17,6 +17,7 @@ import numpy as np
 
 from bah.core.config import section
 from bah.core.files import config_hash
+from bah.core.media import UNREAD, LazyAudio
 from bah.core.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,6 @@ log = logging.getLogger(__name__)
 STAGE = "video_features"
 VERSION = 1  # bump when an extractor's numbers change for the same settings
 TEXT_SOURCES = ("auto", "release", "asr")
-_UNREAD = object()
 
 
 @section("video_features")
@@ -130,7 +130,7 @@ def subtract(spans: np.ndarray, holes: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class Clip:
+class Clip(LazyAudio):
     """One video as the video-level extractors see it; audio, words and the face record are read
     at most once and shared by every extractor of the video."""
 
@@ -146,9 +146,9 @@ class Clip:
     asr: Optional[Callable[["Clip"], Dict[str, Any]]] = None  # makes the ASR transcript when the file is missing
     times: Optional[np.ndarray] = field(default=None, repr=False)  # (N,) frame times (s); None: i/fps
     warnings: List[str] = field(default_factory=list)
-    _audio: Any = field(default=_UNREAD, repr=False)
-    _asr_words: Any = field(default=_UNREAD, repr=False)
-    _text_words: Any = field(default=_UNREAD, repr=False)
+    _audio: Any = field(default=UNREAD, repr=False)
+    _asr_words: Any = field(default=UNREAD, repr=False)
+    _text_words: Any = field(default=UNREAD, repr=False)
 
     def __post_init__(self) -> None:
         if not (self.duration is not None and np.isfinite(self.duration) and self.duration > 0):
@@ -163,22 +163,10 @@ class Clip:
             self.times = frame_times(self.n_frames, self.fps, where=self.video_id)
         return np.asarray(self.times, dtype=np.float64)
 
-    def audio(self) -> Optional[np.ndarray]:
-        """16 kHz mono float32, or None when the file has no audio track."""
-        if self._audio is _UNREAD:
-            from bah.core.media import read_audio
-
-            if self.path is None:
-                raise ValueError(f"{self.video_id}: no video file to read audio from")
-            self._audio = read_audio(self.path, sample_rate=16000)
-        return self._audio
-
-    def set_audio(self, samples: Optional[np.ndarray]) -> None:
-        self._audio = None if samples is None else np.asarray(samples, dtype=np.float32).reshape(-1)
 
     def asr_words(self):
         """Recognised words with Whisper's word times (``bah transcribe``'s file, else ASR now)."""
-        if self._asr_words is _UNREAD:
+        if self._asr_words is UNREAD:
             from bah.data import parse_transcription
             from bah.stages.speech.asr import words_of
 
@@ -197,7 +185,7 @@ class Clip:
     def text_words(self, source: str = "auto"):
         """Words for the text extractors: the release's transcription (chunk times), else ASR;
         the split-file transcript spread over the video only when neither exists."""
-        if self._text_words is _UNREAD:
+        if self._text_words is UNREAD:
             from bah.data import read_transcription
             from bah.stages.speech.asr import spread_words, words_of
 

@@ -16,12 +16,26 @@ import json
 import os
 import socket
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from bah.core.files import read_jsonl, write_json, write_jsonl
 from bah.core.layout import stage_dir
 from bah.core.lock import FileLock, owner_alive
+
+
+@dataclass
+class StageResult:
+    """What one block of a per-video stage did (features, video features, transcripts)."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    busy: int = 0  # held by a twin copy of the block
+    failures: List[Dict[str, Any]] = field(default_factory=list)
+    # videos per repair or note: "vfr" (rows at recorded frame times), "clipped_timestamps"
+    repairs: Dict[str, int] = field(default_factory=dict)
 
 
 class StageStatus:

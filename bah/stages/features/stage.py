@@ -12,9 +12,9 @@ import argparse
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from bah.core.progress import progress_bar
 
@@ -26,7 +26,7 @@ from bah.stages.features.settings import STAGE, VERSION, FeatureConfig  # noqa: 
 from bah.core.files import save_npy, write_json
 from bah.core.layout import stage_dir, video_dir
 from bah.core.shards import add_block_arguments, take_block
-from bah.core.status import StageStatus, claim_all
+from bah.core.status import StageResult, StageStatus, claim_all
 from bah.stages.manifest import record_times
 
 log = logging.getLogger(__name__)
@@ -53,17 +53,6 @@ def video_input(rec: Any, out: Path, data_root: Optional[Path], compat: bool = F
             f"variable frame rate (average {fps:.3f} fps): rows at "
             + ("i/fps (compat), not the recorded frame times" if compat else "the recorded frame times"))
     return video
-
-
-@dataclass
-class StageResult:
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    busy: int = 0  # held by a twin copy of the block
-    failures: Optional[List[Dict[str, Any]]] = None
-    # videos per repair or note: "vfr" (rows at recorded frame times), "clipped_timestamps"
-    repairs: Dict[str, int] = field(default_factory=dict)
 
 
 def extract_features(records: Sequence[Any], out: Path, settings: FeatureConfig, data_root: Optional[Path] = None,

@@ -10,9 +10,8 @@ import argparse
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from bah.core.progress import progress_bar
 
@@ -20,19 +19,11 @@ from bah.core.config import ConfigError
 from bah.core.files import write_json
 from bah.core.layout import stage_dir, transcript_path
 from bah.core.shards import add_block_arguments, take_block
-from bah.core.status import StageStatus
+from bah.core.status import StageResult, StageStatus
 from bah.stages.speech.asr import AsrError, Recogniser, transcribe_audio
 from bah.stages.speech.settings import STAGE, TranscribeConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TranscribeResult:
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    failures: List[Dict[str, Any]] = field(default_factory=list)
 
 
 def transcribe_video(recogniser: Recogniser, path: Path) -> Dict[str, Any]:
@@ -44,14 +35,14 @@ def transcribe_video(recogniser: Recogniser, path: Path) -> Dict[str, Any]:
 
 def transcribe_records(records: Sequence[Any], out: Path, settings: TranscribeConfig,
                        block: Tuple[int, int] = (1, 0), force: bool = False,
-                       recogniser: Optional[Recogniser] = None, progress: bool = True) -> TranscribeResult:
+                       recogniser: Optional[Recogniser] = None, progress: bool = True) -> StageResult:
     """Transcribe the manifest rows of one block; the recogniser is built only if a video needs it."""
     out = Path(out)
     nblocks, b = block
     todo = list(take_block(list(records), nblocks, b))
     status = StageStatus(out, STAGE, settings.result_hash(), block=str(b))
     status.begin(nblocks, [r.video_id for r in todo])
-    res = TranscribeResult()
+    res = StageResult()
     for rec in progress_bar(todo, desc=f"transcribe block {b}/{nblocks}", unit="video",
                             disable=not (progress and todo)):
         vid = rec.video_id

@@ -12,9 +12,9 @@ import logging
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from bah.core.files import atomic_path, write_json
 from bah.core.progress import progress_bar
 from bah.core.layout import stage_dir, transcript_path, video_dir, video_features_dir, video_key
 from bah.core.shards import add_block_arguments, take_block
-from bah.core.status import StageStatus, claim_all
+from bah.core.status import StageResult, StageStatus, claim_all
 from bah.stages.manifest import record_times
 from bah.stages.speech.settings import STAGE as TRANSCRIBE, TranscribeConfig
 from bah.stages.video_features.base import (
@@ -31,14 +31,6 @@ from bah.stages.video_features.base import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class StageResult:
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    failures: List[Dict[str, Any]] = field(default_factory=list)
 
 
 def write_npz(dest: Path, windows: np.ndarray, times: np.ndarray, video: np.ndarray, names: Sequence[str]) -> None:
